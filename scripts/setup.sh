@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package qkdgate needs and builds the release binaries into build/release/bin.
+# Usage: scripts/setup.sh            (as root, or with sudo available)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+mapfile -t pkgs < <(grep -vE '^\s*(#|$)' scripts/packages.txt)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# nginx is used as a reference server by tests and benchmarks only; do not leave Debian's default
+# site running on port 80.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+$SUDO pkill -x nginx 2>/dev/null || true
+
+cmake --preset release >/dev/null
+cmake --build --preset release
+echo "setup: binaries in build/release/bin"
