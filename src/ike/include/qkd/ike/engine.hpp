@@ -1,0 +1,179 @@
+#pragma once
+// qkd::ike::Engine: a sans-I/O IKEv2 (RFC 7296) engine. No sockets, no threads: the daemon feeds
+// it datagrams (on_datagram) and time (on_timer), and it answers through an EventSink
+// (datagrams to send, child SAs to install/replace/remove, IKE SA state changes).
+// Time and randomness come from qkd::Clock / qkd::Rng so tests are deterministic.
+//
+// Interface contract with the daemon (D) and the data plane (C):
+//  * Datagrams are UDP payloads exactly as on the wire. When either port is 4500 the engine
+//    prepends the 4-octet non-ESP marker (RFC 3948 2.2) on send and expects it on receive:
+//    the daemon passes every datagram from port 4500 whose first 4 octets are zero to
+//    on_datagram unchanged, and the others (ESP) to the data plane. NAT keepalives (0xFF) are
+//    ignored.
+//  * child_sa_up gives both directions of a new child SA. child_sa_rekeyed(old, new): install
+//    `new` (both directions), move outbound traffic to it, then remove `old`; the engine forgets
+//    `old` after the call. child_sa_down: remove the pair.
+//  * on_child_sa_expired(spi_in, hard): a kernel (xfrm) expiry event for the inbound SPI; soft
+//    starts a rekey, hard deletes the child SA.
+//
+// Changes after first publication are listed here:
+//  - (none yet)
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qkd/common/clock.hpp"
+#include "qkd/common/error.hpp"
+#include "qkd/common/result.hpp"
+#include "qkd/common/rng.hpp"
+#include "qkd/common/secret.hpp"
+#include "qkd/ike/proposal.hpp"
+#include "qkd/ike/types.hpp"
+
+namespace qkd::ike {
+
+using Seconds = std::chrono::seconds;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+struct GatewayConfig {
+    std::string name;
+    Endpoint local;   // port 500 (the engine moves to 4500 itself when a NAT is detected)
+    Endpoint remote;  // port 500
+    Identity local_id, remote_id;
+    SecretBytes psk;  // read from a file by the daemon
+    std::vector<IkeProposal> ike_proposals;  // parse_ike_proposals("aes256gcm16-prfsha512-ecp521")
+    std::vector<EspProposal> esp_proposals;  // parse_esp_proposals("aes256gcm16")
+    std::vector<TrafficSelector> local_ts, remote_ts;
+    Seconds ike_lifetime{4 * 3600};    // hard limit of an IKE SA
+    Seconds ike_rekey_margin{10 * 60};  // rekey starts at lifetime - margin (minus jitter)
+    Seconds child_lifetime{3600};
+    Seconds child_rekey_margin{5 * 60};
+    Seconds dpd_interval{30};  // liveness check after this much silence; 0 = off
+    bool auto_start = false;   // initiate as soon as the gateway is added
+    bool fragmentation = true; // RFC 7383
+    bool force_encap = false;  // always UDP-encapsulate (as strongSwan's encap = yes)
+};
+
+struct EngineOptions {
+    std::chrono::milliseconds retransmit_base{1000};  // first timeout
+    double retransmit_backoff = 1.8;                  // multiplier per try (strongSwan's default)
+    unsigned retransmit_tries = 5;                    // then the exchange fails
+    std::size_t cookie_threshold = 32;                // half-open SAs before cookies are required
+    std::size_t max_half_open = 1024;                 // hard cap on half-open SAs
+    std::size_t fragment_size = 1280;                 // RFC 7383 2.5.1 (IP datagram size)
+    std::size_t replay_window = 128;                  // passed to the data plane
+};
+
+// Selected child SA keys for the data plane (RFC 7296 2.17: KEYMAT = prf+(SK_d, ...)).
+struct UdpEncap {
+    std::uint16_t local_port = 4500, remote_port = 4500;
+    bool operator==(const UdpEncap&) const = default;
+};
+
+struct ChildSaRef {
+    std::string gateway;
+    std::uint64_t id = 0;  // engine-unique
+    std::uint32_t spi_in = 0, spi_out = 0;
+};
+
+struct ChildSaKeys {
+    ChildSaRef ref;
+    EncrAlg encr;  // AES-GCM-16, key_bits 128 or 256
+    SecretBytes key_in, salt_in;    // decrypts what the peer sends to spi_in
+    SecretBytes key_out, salt_out;  // encrypts what we send to spi_out
+    bool esn = false;
+    std::size_t replay_window = 128;
+    std::vector<TrafficSelector> local_ts, remote_ts;
+    IpAddr local_addr, remote_addr;    // outer (tunnel) addresses
+    std::optional<UdpEncap> encap;     // set when NAT-T (RFC 3948) is in use
+    Seconds soft_lifetime{0}, hard_lifetime{0};  // for kernel expiry (xfrm); 0 = none
+};
+
+enum class IkeSaState { Connecting, Established, Rekeying, Deleting, Closed };
+std::string_view to_string(IkeSaState s);
+
+struct IkeSaInfo {
+    std::string gateway;
+    std::uint64_t id = 0;
+    IkeSaState state = IkeSaState::Connecting;
+    bool initiator = false;  // original initiator of this IKE SA
+    std::uint64_t spi_i = 0, spi_r = 0;
+    Endpoint local, remote;
+    std::string local_id, remote_id;
+    std::string algorithm;  // "PSK/DH21/AES256-GCM16"
+    std::string proposal;   // "aes256gcm16-prfsha512-ecp521"
+    bool nat_local = false, nat_remote = false;
+    Seconds age{0};
+    std::optional<Seconds> rekey_in;  // time until the scheduled rekey
+    std::size_t child_sas = 0;
+};
+
+struct ChildSaInfo {
+    std::string gateway;
+    std::uint64_t id = 0, ike_sa_id = 0;
+    std::uint32_t spi_in = 0, spi_out = 0;
+    std::vector<TrafficSelector> local_ts, remote_ts;
+    std::string algorithm;  // "AES256-GCM16" or "AES256-GCM16/DH21" (PFS)
+    bool esn = false;
+    bool encap = false;
+    Seconds age{0};
+    std::optional<Seconds> rekey_in;
+};
+
+enum class IkeSaEvent { Up, Rekeyed, Down, Failed };
+
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual void send_datagram(const Endpoint& local, const Endpoint& remote, std::span<const std::uint8_t> bytes) = 0;
+    virtual void child_sa_up(const ChildSaKeys& sa) = 0;
+    virtual void child_sa_rekeyed(const ChildSaRef& old_sa, const ChildSaKeys& new_sa) = 0;
+    virtual void child_sa_down(const ChildSaRef& sa) = 0;
+    // reason is human text for logs (e.g. "AUTHENTICATION_FAILED from peer").
+    virtual void ike_sa_event(const IkeSaInfo& sa, IkeSaEvent ev, std::string_view reason) { (void)sa; (void)ev; (void)reason; }
+};
+
+enum class EngineErrc { InvalidConfig, UnknownGateway, DuplicateGateway, NotConnected, Busy, Crypto };
+using EngineError = qkd::Error<EngineErrc>;
+
+struct EngineStats {
+    std::uint64_t rx = 0, tx = 0, retransmits = 0, dropped = 0, cookies_sent = 0, invalid_ke_sent = 0;
+    std::uint64_t ike_up = 0, ike_failed = 0, child_up = 0, child_rekeyed = 0, ike_rekeyed = 0;
+};
+
+class Engine {
+public:
+    Engine(Clock& clock, Rng& rng, EventSink& sink, EngineOptions opts = {});
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    Result<void, EngineError> add_gateway(GatewayConfig cfg);
+    Result<void, EngineError> remove_gateway(std::string_view name);  // deletes its SAs first
+
+    Result<void, EngineError> initiate(std::string_view gateway);
+    Result<void, EngineError> terminate(std::string_view gateway);
+    Result<void, EngineError> rekey_ike(std::string_view gateway);
+    Result<void, EngineError> rekey_child(std::string_view gateway);
+
+    void on_datagram(const Endpoint& local, const Endpoint& remote, std::span<const std::uint8_t> bytes);
+    void on_timer();  // runs everything due at clock.now()
+    std::optional<TimePoint> next_deadline() const;
+    void on_child_sa_expired(std::uint32_t spi_in, bool hard);
+
+    std::vector<IkeSaInfo> list_ike_sas() const;
+    std::vector<ChildSaInfo> list_child_sas() const;
+    EngineStats stats() const;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qkd::ike
