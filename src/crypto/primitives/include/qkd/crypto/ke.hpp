@@ -35,6 +35,8 @@ public:
 
     // Fresh ephemeral key pair (OpenSSL's DRBG).
     static Result<KeyExchange, CryptoError> generate(KeGroup g);
+    // A key pair from a given private value, for known-answer tests (X25519 only).
+    static Result<KeyExchange, CryptoError> from_private(KeGroup g, std::span<const std::uint8_t> priv);
     KeGroup group() const { return group_; }
     std::span<const std::uint8_t> public_value() const { return public_; }
     // Checks the peer value (length, on-curve / range, non-zero result) before deriving.

@@ -1,0 +1,194 @@
+#include "qkd/crypto/ke.hpp"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/dh.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/params.h>
+
+#include <cstring>
+#include <string>
+
+namespace qkd::crypto {
+namespace {
+
+struct GroupInfo {
+    KeGroup group;
+    const char* algorithm;   // EVP_PKEY type
+    const char* group_name;  // OSSL_PKEY_PARAM_GROUP_NAME, nullptr for X25519
+    std::size_t field;       // octets of one coordinate / of the prime
+};
+
+constexpr GroupInfo kGroups[] = {
+    {KeGroup::Modp2048, "DH", "modp_2048", 256},
+    {KeGroup::Ecp256, "EC", "P-256", 32},
+    {KeGroup::Ecp384, "EC", "P-384", 48},
+    {KeGroup::Ecp521, "EC", "P-521", 66},
+    {KeGroup::Curve25519, "X25519", nullptr, 32},
+};
+
+const GroupInfo* info(KeGroup g) {
+    for (const auto& i : kGroups)
+        if (i.group == g) return &i;
+    return nullptr;
+}
+
+CryptoError backend(const char* what) { return CryptoError{CryptoErrc::Backend, std::string("OpenSSL: ") + what}; }
+
+struct PkeyCtx {
+    EVP_PKEY_CTX* p = nullptr;
+    ~PkeyCtx() { EVP_PKEY_CTX_free(p); }
+};
+struct Pkey {
+    EVP_PKEY* p = nullptr;
+    ~Pkey() { EVP_PKEY_free(p); }
+};
+
+}  // namespace
+
+bool ke_supported(std::uint16_t id) { return info(static_cast<KeGroup>(id)) != nullptr; }
+
+std::size_t ke_public_size(KeGroup g) {
+    const GroupInfo* i = info(g);
+    if (!i) return 0;
+    return std::strcmp(i->algorithm, "EC") == 0 ? 2 * i->field : i->field;
+}
+
+struct KeyExchange::Impl {
+    const GroupInfo* gi = nullptr;
+    EVP_PKEY* key = nullptr;
+    ~Impl() { EVP_PKEY_free(key); }
+};
+
+KeyExchange::~KeyExchange() = default;
+KeyExchange::KeyExchange(KeyExchange&&) noexcept = default;
+KeyExchange& KeyExchange::operator=(KeyExchange&&) noexcept = default;
+
+Result<KeyExchange, CryptoError> KeyExchange::generate(KeGroup g) {
+    const GroupInfo* gi = info(g);
+    if (!gi)
+        return Err{CryptoError{CryptoErrc::Unsupported,
+                               "key exchange method " + std::to_string(static_cast<unsigned>(g)) +
+                                   " not supported, expected 14, 19, 20, 21 or 31"}};
+    PkeyCtx ctx{EVP_PKEY_CTX_new_from_name(nullptr, gi->algorithm, nullptr)};
+    if (!ctx.p || EVP_PKEY_keygen_init(ctx.p) != 1) return Err{backend("keygen init")};
+    if (gi->group_name) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(gi->group_name), 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (EVP_PKEY_CTX_set_params(ctx.p, params) != 1) return Err{backend("set group")};
+    }
+    KeyExchange ke;
+    ke.group_ = g;
+    ke.impl_ = std::make_unique<Impl>();
+    ke.impl_->gi = gi;
+    if (EVP_PKEY_generate(ctx.p, &ke.impl_->key) != 1) return Err{backend("keygen")};
+
+    const std::string alg = gi->algorithm;
+    if (alg == "EC") {
+        // RFC 5903 7: the KE data is x | y, each padded to the field size; no 0x04 prefix.
+        std::uint8_t buf[1 + 2 * 66];
+        std::size_t len = 0;
+        if (EVP_PKEY_get_octet_string_param(ke.impl_->key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf, sizeof buf, &len) != 1 ||
+            len != 1 + 2 * gi->field || buf[0] != 0x04)
+            return Err{backend("EC public key export")};
+        ke.public_.assign(buf + 1, buf + len);
+    } else if (alg == "X25519") {
+        std::size_t len = 32;
+        ke.public_.resize(32);
+        if (EVP_PKEY_get_raw_public_key(ke.impl_->key, ke.public_.data(), &len) != 1 || len != 32)
+            return Err{backend("X25519 public key export")};
+    } else {
+        // RFC 7296 3.4: MODP public values are padded with zeros to the length of the prime.
+        BIGNUM* y = nullptr;
+        if (EVP_PKEY_get_bn_param(ke.impl_->key, OSSL_PKEY_PARAM_PUB_KEY, &y) != 1)
+            return Err{backend("DH public key export")};
+        ke.public_.resize(gi->field);
+        const int r = BN_bn2binpad(y, ke.public_.data(), static_cast<int>(gi->field));
+        BN_free(y);
+        if (r < 0) return Err{backend("DH public key encode")};
+    }
+    return ke;
+}
+
+Result<KeyExchange, CryptoError> KeyExchange::from_private(KeGroup g, std::span<const std::uint8_t> priv) {
+    if (g != KeGroup::Curve25519 || priv.size() != 32)
+        return Err{CryptoError{CryptoErrc::Unsupported, "from_private supports X25519 with a 32-octet key only"}};
+    KeyExchange ke;
+    ke.group_ = g;
+    ke.impl_ = std::make_unique<Impl>();
+    ke.impl_->gi = info(g);
+    ke.impl_->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.data(), priv.size());
+    std::size_t len = 32;
+    ke.public_.resize(32);
+    if (!ke.impl_->key || EVP_PKEY_get_raw_public_key(ke.impl_->key, ke.public_.data(), &len) != 1)
+        return Err{backend("X25519 private key import")};
+    return ke;
+}
+
+Result<SecretBytes, CryptoError> KeyExchange::derive(std::span<const std::uint8_t> peer) const {
+    const GroupInfo* gi = impl_->gi;
+    const std::size_t want = ke_public_size(group_);
+    if (peer.size() != want)
+        return Err{CryptoError{CryptoErrc::InvalidPeerValue,
+                               "KE data of " + std::to_string(peer.size()) + " octets for group " +
+                                   std::to_string(static_cast<unsigned>(group_)) + ", expected " +
+                                   std::to_string(want)}};
+    const std::string alg = gi->algorithm;
+    Pkey peer_key;
+    if (alg == "X25519") {
+        peer_key.p = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer.data(), peer.size());
+        if (!peer_key.p) return Err{CryptoError{CryptoErrc::InvalidPeerValue, "X25519 public value rejected"}};
+    } else {
+        PkeyCtx fctx{EVP_PKEY_CTX_new_from_name(nullptr, gi->algorithm, nullptr)};
+        if (!fctx.p || EVP_PKEY_fromdata_init(fctx.p) != 1) return Err{backend("fromdata init")};
+        std::uint8_t point[1 + 2 * 66];
+        BIGNUM* y = nullptr;
+        OSSL_PARAM params[3];
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(gi->group_name), 0);
+        OSSL_PARAM_BLD* bld = nullptr;
+        OSSL_PARAM* built = nullptr;
+        if (alg == "EC") {
+            point[0] = 0x04;
+            std::memcpy(point + 1, peer.data(), peer.size());
+            params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, peer.size() + 1);
+            params[2] = OSSL_PARAM_construct_end();
+        } else {
+            y = BN_bin2bn(peer.data(), static_cast<int>(peer.size()), nullptr);
+            bld = OSSL_PARAM_BLD_new();
+            if (!y || !bld || OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, gi->group_name, 0) != 1 ||
+                OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PUB_KEY, y) != 1 || !(built = OSSL_PARAM_BLD_to_param(bld))) {
+                BN_free(y);
+                OSSL_PARAM_BLD_free(bld);
+                return Err{backend("DH param build")};
+            }
+        }
+        const int r = EVP_PKEY_fromdata(fctx.p, &peer_key.p, EVP_PKEY_PUBLIC_KEY, built ? built : params);
+        OSSL_PARAM_free(built);
+        OSSL_PARAM_BLD_free(bld);
+        BN_free(y);
+        if (r != 1 || !peer_key.p)
+            return Err{CryptoError{CryptoErrc::InvalidPeerValue, std::string(gi->group_name) + " public value rejected"}};
+        // Point on the curve / 1 < y < p-1 (RFC 7296 5.12 asks for this check).
+        PkeyCtx check{EVP_PKEY_CTX_new_from_pkey(nullptr, peer_key.p, nullptr)};
+        if (!check.p || EVP_PKEY_public_check(check.p) != 1)
+            return Err{CryptoError{CryptoErrc::InvalidPeerValue,
+                                   std::string(gi->group_name) + " public value fails the validity check"}};
+    }
+    PkeyCtx dctx{EVP_PKEY_CTX_new_from_pkey(nullptr, impl_->key, nullptr)};
+    if (!dctx.p || EVP_PKEY_derive_init(dctx.p) != 1) return Err{backend("derive init")};
+    if (alg == "DH" && EVP_PKEY_CTX_set_dh_pad(dctx.p, 1) != 1) return Err{backend("dh pad")};
+    if (EVP_PKEY_derive_set_peer(dctx.p, peer_key.p) != 1)
+        return Err{CryptoError{CryptoErrc::InvalidPeerValue, "peer public value rejected by OpenSSL"}};
+    std::size_t len = 0;
+    if (EVP_PKEY_derive(dctx.p, nullptr, &len) != 1) return Err{backend("derive size")};
+    SecretBytes secret(len);
+    if (EVP_PKEY_derive(dctx.p, secret.data(), &len) != 1)
+        return Err{CryptoError{CryptoErrc::InvalidPeerValue, "key derivation failed (e.g. all-zero X25519 result)"}};
+    secret.resize(len);
+    return secret;
+}
+
+}  // namespace qkd::crypto
