@@ -1,0 +1,119 @@
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "qkd/daemon/control.hpp"
+
+using namespace qkd::daemon;
+
+TEST(ControlDecode, ValidRequests) {
+    auto r = decode_request(R"({"cmd":"show-ike-sa"})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->cmd, ControlCmd::show_ike_sa);
+    auto i = decode_request(R"({"cmd":"initiate","gateway":"east"})");
+    ASSERT_TRUE(i);
+    EXPECT_EQ(i->gateway, "east");
+    auto k = decode_request(R"({"cmd":"rekey","gateway":"east","what":"ike"})");
+    ASSERT_TRUE(k);
+    EXPECT_EQ(k->what, RekeyWhat::ike);
+    // encode/decode round trip
+    auto again = decode_request(encode_request(*k).dump());
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->gateway, "east");
+    EXPECT_EQ(again->what, RekeyWhat::ike);
+}
+
+TEST(ControlDecode, Rejections) {
+    struct Case {
+        std::string line, expect;
+    } cases[] = {
+        {"not json", "not valid JSON"},
+        {"[1,2]", "expected an object"},
+        {R"({"gateway":"x"})", "no string \"cmd\""},
+        {R"({"cmd":5})", "no string \"cmd\""},
+        {R"({"cmd":"reboot"})", "unknown cmd \"reboot\""},
+        {R"({"cmd":"initiate"})", "needs \"gateway\""},
+        {R"({"cmd":"initiate","gateway":7})", "gateway name"},
+        {R"({"cmd":"initiate","gateway":""})", "gateway name"},
+        {R"({"cmd":"show-ike-sa","gateway":"x"})", "unexpected field \"gateway\""},
+        {R"({"cmd":"rekey","gateway":"x","what":"all"})", "\"child\" or \"ike\""},
+        {std::string(kMaxControlLine + 1, ' '), "at most"},
+    };
+    for (auto& c : cases) {
+        auto r = decode_request(c.line);
+        ASSERT_FALSE(r) << c.line.substr(0, 80);
+        EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
+    }
+}
+
+TEST(ControlHandle, ResponseShape) {
+    ControlHandler h = [](const ControlRequest& r) -> qkd::Result<nlohmann::json, DaemonError> {
+        if (r.cmd == ControlCmd::terminate) return qkd::Err{DaemonError{Errc::engine, "no IKE SA for gateway x"}};
+        return nlohmann::json{{"gateway", r.gateway}};
+    };
+    auto ok = nlohmann::json::parse(handle_control_line(R"({"cmd":"initiate","gateway":"x"})", h));
+    EXPECT_EQ(ok["ok"], true);
+    EXPECT_EQ(ok["result"]["gateway"], "x");
+    auto bad = nlohmann::json::parse(handle_control_line(R"({"cmd":"terminate","gateway":"x"})", h));
+    EXPECT_EQ(bad["ok"], false);
+    EXPECT_EQ(bad["error"], "no IKE SA for gateway x");
+    auto garbage = nlohmann::json::parse(handle_control_line("{", h));
+    EXPECT_EQ(garbage["ok"], false);
+}
+
+// A real server on a real UNIX socket, and the real client.
+TEST(ControlServer, RoundTripOverSocket) {
+    boost::asio::io_context io;
+    std::string path = "/tmp/qkd-ctl-test-" + std::to_string(::getpid()) + "/ctl.sock";
+    int calls = 0;
+    ControlServer srv(io, path, [&](const ControlRequest& r) -> qkd::Result<nlohmann::json, DaemonError> {
+        ++calls;
+        return nlohmann::json{{"cmd", std::string(cmd_name(r.cmd))}, {"gateway", r.gateway}};
+    });
+    auto st = srv.start();
+    ASSERT_TRUE(st) << st.error().message;
+    std::thread t([&] { io.run(); });
+
+    auto r = control_call(path, ControlRequest{ControlCmd::rekey, "east", RekeyWhat::ike});
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ((*r)["cmd"], "rekey");
+    EXPECT_EQ((*r)["gateway"], "east");
+
+    // Two requests on one connection, and an oversized line that gets an error, by hand.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    std::string two = "{\"cmd\":\"show-ike-sa\"}\n{\"cmd\":\"bogus\"}\n";
+    ASSERT_EQ(::write(fd, two.data(), two.size()), static_cast<ssize_t>(two.size()));
+    std::string got;
+    char buf[1024];
+    while (std::count(got.begin(), got.end(), '\n') < 2) {
+        auto n = ::read(fd, buf, sizeof buf);
+        ASSERT_GT(n, 0);
+        got.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_NE(got.find("\"ok\":true"), std::string::npos);
+    EXPECT_NE(got.find("unknown cmd"), std::string::npos);
+    std::string huge(kMaxControlLine + 100, 'x');
+    huge += "\n";
+    (void)::write(fd, huge.data(), huge.size());
+    got.clear();
+    while (got.find('\n') == std::string::npos) {
+        auto n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_NE(got.find("longer than"), std::string::npos) << got;
+    ::close(fd);
+    EXPECT_EQ(calls, 2);
+
+    boost::asio::post(io, [&] { srv.stop(); io.stop(); });
+    t.join();
+    EXPECT_FALSE(control_call(path, ControlRequest{}));  // socket removed on stop
+}
