@@ -167,7 +167,6 @@ Result<DaemonSettings, DaemonError> parse_daemon(const toml::table& t, const std
     QKD_TRY(r.str("control_socket", d.control_socket));
     QKD_TRY(r.str("log_level", d.log_level));
     QKD_TRY(r.str("dataplane", d.dataplane));
-    QKD_TRY(r.str("listen_address", d.listen_address));
     QKD_TRY(r.port("ike_port", d.ike_port));
     QKD_TRY(r.port("natt_port", d.natt_port));
     QKD_TRY(r.str("tun_name", d.tun_name));
@@ -178,8 +177,6 @@ Result<DaemonSettings, DaemonError> parse_daemon(const toml::table& t, const std
                                           "\", expected trace, debug, info, warn, error or off")};
     if (d.dataplane != "auto" && d.dataplane != "userspace" && d.dataplane != "xfrm")
         return Fail{r.err(t.source(), "[daemon] dataplane = \"" + d.dataplane + "\", expected auto, userspace or xfrm")};
-    if (auto a = parse_ipv4(d.listen_address); !a)
-        return Fail{r.err(t.source(), "[daemon] listen_address: " + a.error().message)};
     if (d.tun_name.empty() || d.tun_name.size() > 15)
         return Fail{r.err(t.source(), "[daemon] tun_name = \"" + d.tun_name + "\", expected 1..15 characters")};
     if (d.ike_port == d.natt_port)

@@ -117,3 +117,46 @@ TEST(ControlServer, RoundTripOverSocket) {
     t.join();
     EXPECT_FALSE(control_call(path, ControlRequest{}));  // socket removed on stop
 }
+
+#include "qkd/daemon/udp_io.hpp"
+
+// RFC 3948 2.2: the non-ESP marker separates IKE from ESP on the NAT-T port.
+TEST(UdpDemux, NattPort) {
+    std::vector<std::uint8_t> ike(4 + 28, 0);
+    EXPECT_EQ(demux(ike, true), UdpKind::ike);
+    EXPECT_EQ(demux(std::span(ike).first(20), true), UdpKind::invalid);  // marker but no IKE header
+    std::vector<std::uint8_t> esp{0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1, 0xaa};
+    EXPECT_EQ(demux(esp, true), UdpKind::esp);
+    EXPECT_EQ(demux(std::span(esp).first(7), true), UdpKind::invalid);
+    std::vector<std::uint8_t> ka{0xff};
+    EXPECT_EQ(demux(ka, true), UdpKind::keepalive);
+    // On port 500 everything of header size is IKE; a keepalive there is invalid.
+    EXPECT_EQ(demux(std::span(ike).first(28), false), UdpKind::ike);
+    EXPECT_EQ(demux(ka, false), UdpKind::invalid);
+}
+
+// Real sockets on loopback: bind, receive through the io_context, send with the thread-safe path.
+TEST(UdpSockets, LoopbackRoundTrip) {
+    boost::asio::io_context io;
+    std::vector<std::uint8_t> got;
+    UdpAddr from{};
+    UdpSockets a(io, [&](const UdpAddr&, const UdpAddr& r, std::span<const std::uint8_t> d) {
+        got.assign(d.begin(), d.end());
+        from = r;
+        io.stop();
+    });
+    UdpSockets b(io, [](const UdpAddr&, const UdpAddr&, std::span<const std::uint8_t>) {});
+    const std::uint32_t lo = 0x7f000001;
+    std::uint16_t pa = static_cast<std::uint16_t>(20000 + ::getpid() % 20000), pb = static_cast<std::uint16_t>(pa + 1);
+    ASSERT_TRUE(a.bind({lo, pa}));
+    ASSERT_TRUE(b.bind({lo, pb}));
+    auto dup = a.bind({lo, pa});  // already bound by us: no-op
+    EXPECT_TRUE(dup);
+    std::vector<std::uint8_t> msg{1, 2, 3, 4, 5};
+    std::thread t([&] { EXPECT_TRUE(b.send({lo, pb}, {lo, pa}, msg)); });
+    io.run_for(std::chrono::seconds(5));
+    t.join();
+    EXPECT_EQ(got, msg);
+    EXPECT_EQ(from.port, pb);
+    EXPECT_FALSE(b.send({lo, 1}, {lo, pa}, msg));  // no socket on that port
+}

@@ -75,11 +75,11 @@ struct GatewayEntry {
     std::optional<QkdSettings> qkd;
 };
 
+// The IKE sockets (ike_port, natt_port) are bound on each distinct gateway local_address.
 struct DaemonSettings {
     std::string control_socket{kDefaultControlSocket};
     std::string log_level = "info";
     std::string dataplane = "auto";  // auto | userspace | xfrm
-    std::string listen_address = "0.0.0.0";
     std::uint16_t ike_port = 500;
     std::uint16_t natt_port = 4500;
     std::string tun_name = "qkd0";

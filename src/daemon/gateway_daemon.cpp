@@ -1,0 +1,317 @@
+// qkdgated's wiring: engine <-> UDP sockets, engine events -> data plane, timers, control socket.
+#include "qkd/daemon/gateway_daemon.hpp"
+
+#include "qkd/common/log.hpp"
+#include "qkd/daemon/convert.hpp"
+
+namespace qkd::daemon {
+
+namespace asio = boost::asio;
+
+namespace {
+using Fail = Err<DaemonError>;
+
+std::uint32_t v4_of(const ike::IpAddr& a) {
+    return (std::uint32_t{a.bytes[0]} << 24) | (std::uint32_t{a.bytes[1]} << 16) | (std::uint32_t{a.bytes[2]} << 8) | a.bytes[3];
+}
+ike::Endpoint to_ike(const UdpAddr& a) {
+    return ike::Endpoint{ike::IpAddr::v4(static_cast<std::uint8_t>(a.addr >> 24), static_cast<std::uint8_t>(a.addr >> 16),
+                                         static_cast<std::uint8_t>(a.addr >> 8), static_cast<std::uint8_t>(a.addr)),
+                         a.port};
+}
+std::string spi_hex(std::uint32_t v) { return fmt::format("{:08x}", v); }
+DaemonError engine_err(const ike::EngineError& e) { return DaemonError{Errc::engine, e.message}; }
+}  // namespace
+
+GatewayDaemon::GatewayDaemon(asio::io_context& io, Config cfg, DaemonOptions opt)
+    : io_(io), cfg_(std::move(cfg)), opt_(opt), timer_(io) {}
+
+GatewayDaemon::~GatewayDaemon() {
+    if (control_) control_->stop();
+    engine_.reset();
+    dp_.reset();  // stops the data-plane threads before the sockets they send on go away
+    if (udp_) udp_->close();
+}
+
+Result<void, DaemonError> GatewayDaemon::start() {
+    dp::DataPlaneOptions dpo;
+    dpo.tun_name = cfg_.daemon.tun_name;
+    dpo.udp_sender = [this](const dp::UdpEndpoint& l, const dp::UdpEndpoint& r, std::span<const std::uint8_t> esp) {
+        auto a4 = [](const dp::IpAddress& a) {
+            return (std::uint32_t{a.bytes[0]} << 24) | (std::uint32_t{a.bytes[1]} << 16) | (std::uint32_t{a.bytes[2]} << 8) | a.bytes[3];
+        };
+        udp_->send(UdpAddr{a4(l.addr), l.port}, UdpAddr{a4(r.addr), r.port}, esp);
+    };
+    dpo.on_expire = [this](const dp::ExpiryEvent& ev) {
+        asio::post(io_, [this, ev] {
+            if (!engine_) return;
+            std::uint32_t spi_in = ev.sa.spi;
+            if (ev.sa.direction == dp::Direction::outbound) {
+                spi_in = 0;
+                for (auto& [k, c] : children_)
+                    if (c.out.spi == ev.sa.spi) spi_in = k;
+                if (!spi_in) return;
+            }
+            spdlog::info("child SA {}: {} lifetime expired in the data plane", spi_hex(spi_in), ev.hard ? "hard" : "soft");
+            engine_->on_child_sa_expired(spi_in, ev.hard);
+            arm_timer();
+        });
+    };
+    auto d = dp::make_dataplane(cfg_.daemon.dataplane, std::move(dpo));
+    if (!d) return Fail{DaemonError{Errc::dataplane, "data plane \"" + cfg_.daemon.dataplane + "\": " + d.error().message}};
+    dp_ = std::move(*d);
+    kernel_lifetimes_ = dp_->backend_name() == "xfrm";
+    spdlog::info("data plane: {}", dp_->backend_name());
+
+    udp_ = std::make_unique<UdpSockets>(io_, [this](const UdpAddr& l, const UdpAddr& r, std::span<const std::uint8_t> b) { on_udp(l, r, b); });
+    for (auto& g : cfg_.gateways) {
+        for (auto port : {cfg_.daemon.ike_port, cfg_.daemon.natt_port}) {
+            if (auto r = udp_->bind(UdpAddr{g.local_address, port}); !r) return r;
+        }
+    }
+
+    engine_ = std::make_unique<ike::Engine>(SystemClock::instance(), SystemRng::instance(), *this, opt_.engine);
+    for (auto& g : cfg_.gateways) {
+        auto gc = to_gateway_config(g, cfg_.daemon);
+        if (!gc) return Fail{gc.error()};
+        if (auto r = engine_->add_gateway(std::move(*gc)); !r)
+            return Fail{DaemonError{Errc::engine, "gateway '" + g.name + "': " + r.error().message}};
+        spdlog::info("gateway {}: {} -> {}, {} / {}{}", g.name, ipv4_to_string(g.local_address), ipv4_to_string(g.remote_address),
+                     g.ike_proposals, g.esp_proposals, g.start_action == StartAction::start ? ", initiating" : "");
+    }
+    control_ = std::make_unique<ControlServer>(io_, cfg_.daemon.control_socket, [this](const ControlRequest& r) { return handle(r); });
+    if (auto r = control_->start(); !r) return r;
+    spdlog::info("control socket {}", cfg_.daemon.control_socket);
+    arm_timer();
+    return {};
+}
+
+void GatewayDaemon::on_udp(const UdpAddr& local, const UdpAddr& remote, std::span<const std::uint8_t> data) {
+    const bool natt = local.port == cfg_.daemon.natt_port;
+    switch (demux(data, natt)) {
+        case UdpKind::ike:
+            engine_->on_datagram(to_ike(local), to_ike(remote), data);
+            arm_timer();
+            break;
+        case UdpKind::esp:
+            if (auto r = dp_->handle_udp_esp(data, dp::UdpEndpoint{dp::IpAddress::v4(remote.addr), remote.port}); !r)
+                spdlog::debug("ESP-in-UDP from {}:{} dropped: {}", ipv4_to_string(remote.addr), remote.port, r.error().message);
+            break;
+        case UdpKind::keepalive:
+            break;
+        case UdpKind::invalid:
+            spdlog::debug("UDP datagram of {} bytes from {}:{} is neither IKE nor ESP, dropped", data.size(),
+                          ipv4_to_string(remote.addr), remote.port);
+            break;
+    }
+}
+
+void GatewayDaemon::arm_timer() {
+    if (!engine_) return;
+    auto next = engine_->next_deadline();
+    if (next == armed_) return;
+    armed_ = next;
+    if (!next) {
+        timer_.cancel();
+        return;
+    }
+    timer_.expires_at(*next);
+    timer_.async_wait([this](boost::system::error_code ec) {
+        if (ec == asio::error::operation_aborted || !engine_) return;
+        armed_.reset();
+        engine_->on_timer();
+        arm_timer();
+    });
+}
+
+void GatewayDaemon::send_datagram(const ike::Endpoint& local, const ike::Endpoint& remote, std::span<const std::uint8_t> bytes) {
+    if (!udp_->send(UdpAddr{v4_of(local.addr), local.port}, UdpAddr{v4_of(remote.addr), remote.port}, bytes))
+        spdlog::warn("IKE datagram {} -> {} ({} bytes) could not be sent", local.str(), remote.str(), bytes.size());
+}
+
+std::uint32_t GatewayDaemon::reqid_of(const std::string& gateway) const {
+    for (std::size_t i = 0; i < cfg_.gateways.size(); ++i)
+        if (cfg_.gateways[i].name == gateway) return static_cast<std::uint32_t>(i + 1);
+    return static_cast<std::uint32_t>(cfg_.gateways.size() + 1);
+}
+
+void GatewayDaemon::install_policies(const ike::ChildSaKeys& k, std::uint32_t reqid) {
+    auto& installed = policies_[k.ref.gateway];
+    if (!installed.empty()) return;
+    auto pols = to_policies(k, reqid);
+    if (!pols) {
+        spdlog::error("gateway {}: {}", k.ref.gateway, pols.error().message);
+        return;
+    }
+    for (auto& p : *pols) {
+        if (auto r = dp_->install_policy(p); !r) {
+            spdlog::error("gateway {}: policy {} -> {}: {}", k.ref.gateway, p.selector.local.to_string(), p.selector.remote.to_string(),
+                          r.error().message);
+            continue;
+        }
+        installed.push_back(p);
+    }
+}
+
+void GatewayDaemon::remove_policies(const std::string& gateway) {
+    auto it = policies_.find(gateway);
+    if (it == policies_.end()) return;
+    for (auto& p : it->second) (void)dp_->remove_policy(p);
+    policies_.erase(it);
+}
+
+void GatewayDaemon::child_sa_up(const ike::ChildSaKeys& k) {
+    const auto reqid = reqid_of(k.ref.gateway);
+    auto pair = to_sa_pair(k, SaConvertOptions{reqid, kernel_lifetimes_});
+    if (!pair) {
+        spdlog::error("gateway {}: child SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), pair.error().message);
+        return;
+    }
+    Child c{k.ref.gateway, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
+            dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}};
+    if (auto r = dp_->install_sa(std::move(pair->in)); !r) {
+        spdlog::error("gateway {}: inbound SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), r.error().message);
+        return;
+    }
+    if (auto r = dp_->install_sa(std::move(pair->out)); !r) {
+        spdlog::error("gateway {}: outbound SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_out), r.error().message);
+        (void)dp_->remove_sa(c.in);
+        return;
+    }
+    children_[k.ref.spi_in] = c;
+    install_policies(k, reqid);
+    spdlog::info("gateway {}: child SA up, SPIs {} in / {} out, {}", k.ref.gateway, spi_hex(k.ref.spi_in), spi_hex(k.ref.spi_out),
+                 k.encap ? "ESP in UDP" : "ESP");
+}
+
+void GatewayDaemon::child_sa_rekeyed(const ike::ChildSaRef& old_sa, const ike::ChildSaKeys& k) {
+    auto it = children_.find(old_sa.spi_in);
+    if (it == children_.end()) {
+        child_sa_up(k);
+        return;
+    }
+    const auto reqid = reqid_of(k.ref.gateway);
+    auto pair = to_sa_pair(k, SaConvertOptions{reqid, kernel_lifetimes_});
+    if (!pair) {
+        spdlog::error("gateway {}: rekeyed child SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), pair.error().message);
+        return;
+    }
+    Child c{k.ref.gateway, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
+            dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}};
+    auto old = it->second;
+    if (auto r = dp_->rekey_sa_pair(old.in, old.out, std::move(pair->in), std::move(pair->out)); !r) {
+        spdlog::error("gateway {}: rekey {} -> {}: {}", k.ref.gateway, spi_hex(old_sa.spi_in), spi_hex(k.ref.spi_in), r.error().message);
+        return;
+    }
+    children_.erase(it);
+    children_[k.ref.spi_in] = c;
+    install_policies(k, reqid);
+    spdlog::info("gateway {}: child SA rekeyed, SPIs {}/{} -> {}/{}", k.ref.gateway, spi_hex(old_sa.spi_in), spi_hex(old_sa.spi_out),
+                 spi_hex(k.ref.spi_in), spi_hex(k.ref.spi_out));
+}
+
+void GatewayDaemon::child_sa_down(const ike::ChildSaRef& ref) {
+    auto it = children_.find(ref.spi_in);
+    if (it == children_.end()) return;
+    (void)dp_->remove_sa(it->second.out);
+    (void)dp_->remove_sa(it->second.in);
+    auto gw = it->second.gateway;
+    children_.erase(it);
+    bool more = false;
+    for (auto& [k, c] : children_) more |= c.gateway == gw;
+    if (!more) remove_policies(gw);
+    spdlog::info("gateway {}: child SA {} / {} down", gw, spi_hex(ref.spi_in), spi_hex(ref.spi_out));
+}
+
+void GatewayDaemon::ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) {
+    const char* what = ev == ike::IkeSaEvent::Up ? "up" : ev == ike::IkeSaEvent::Rekeyed ? "rekeyed" : ev == ike::IkeSaEvent::Down ? "down" : "failed";
+    auto lvl = ev == ike::IkeSaEvent::Failed ? spdlog::level::warn : spdlog::level::info;
+    spdlog::log(lvl, "gateway {}: IKE SA {:016x}/{:016x} {} ({}, {}){}{}", sa.gateway, sa.spi_i, sa.spi_r, what, sa.remote.str(),
+                sa.algorithm, reason.empty() ? "" : ": ", reason);
+}
+
+Result<nlohmann::json, DaemonError> GatewayDaemon::handle(const ControlRequest& req) {
+    auto known = [&]() -> Result<void, DaemonError> {
+        if (!cfg_.find(req.gateway))
+            return Fail{DaemonError{Errc::engine, "no gateway named \"" + req.gateway + "\" in " + cfg_.path}};
+        return {};
+    };
+    nlohmann::json out;
+    switch (req.cmd) {
+        case ControlCmd::show_ike_sa: {
+            out = nlohmann::json::array();
+            for (auto& sa : engine_->list_ike_sas()) out.push_back(ike_sa_json(sa));
+            return out;
+        }
+        case ControlCmd::show_child_sa: {
+            out = nlohmann::json::array();
+            for (auto& sa : engine_->list_child_sas()) {
+                std::optional<dp::SaCounters> in, o;
+                if (auto it = children_.find(sa.spi_in); it != children_.end()) {
+                    if (auto c = dp_->counters(it->second.in)) in = *c;
+                    if (auto c = dp_->counters(it->second.out)) o = *c;
+                }
+                out.push_back(child_sa_json(sa, in ? &*in : nullptr, o ? &*o : nullptr));
+            }
+            return out;
+        }
+        case ControlCmd::initiate: {
+            if (auto k = known(); !k) return Fail{k.error()};
+            auto r = engine_->initiate(req.gateway);
+            arm_timer();
+            if (!r) return Fail{engine_err(r.error())};
+            return nlohmann::json{{"message", "initiating gateway " + req.gateway}};
+        }
+        case ControlCmd::terminate: {
+            if (auto k = known(); !k) return Fail{k.error()};
+            auto r = engine_->terminate(req.gateway);
+            arm_timer();
+            if (!r) return Fail{engine_err(r.error())};
+            return nlohmann::json{{"message", "terminating gateway " + req.gateway}};
+        }
+        case ControlCmd::rekey: {
+            if (auto k = known(); !k) return Fail{k.error()};
+            auto r = req.what == RekeyWhat::ike ? engine_->rekey_ike(req.gateway) : engine_->rekey_child(req.gateway);
+            arm_timer();
+            if (!r) return Fail{engine_err(r.error())};
+            return nlohmann::json{{"message", std::string("rekeying the ") + (req.what == RekeyWhat::ike ? "IKE SA" : "child SAs") +
+                                                  " of gateway " + req.gateway}};
+        }
+    }
+    return Fail{DaemonError{Errc::control_request, "unhandled command"}};
+}
+
+void GatewayDaemon::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
+    if (control_) control_->stop();
+    bool any = false;
+    if (engine_) {
+        for (auto& sa : engine_->list_ike_sas()) {
+            if (sa.state == ike::IkeSaState::Closed) continue;
+            any |= engine_->terminate(sa.gateway).ok();
+        }
+        arm_timer();
+    }
+    if (!any) {
+        asio::post(io_, std::move(done));
+        return;
+    }
+    auto t = std::make_shared<asio::steady_timer>(io_);
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    auto poll = std::make_shared<std::function<void()>>();
+    *poll = [this, t, deadline, done, poll]() {
+        bool open = false;
+        for (auto& sa : engine_->list_ike_sas()) open |= sa.state != ike::IkeSaState::Closed;
+        if (!open || std::chrono::steady_clock::now() >= deadline) {
+            asio::post(io_, done);
+            asio::post(io_, [poll] { *poll = nullptr; });  // break the cycle once this call returned
+            return;
+        }
+        t->expires_after(std::chrono::milliseconds(50));
+        t->async_wait([poll](boost::system::error_code) {
+            if (*poll) (*poll)();
+        });
+    };
+    (*poll)();
+}
+
+}  // namespace qkd::daemon

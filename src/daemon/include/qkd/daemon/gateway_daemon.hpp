@@ -1,0 +1,70 @@
+#pragma once
+// The wiring of qkdgated: one io_context thread runs the IKE engine, its timer, the UDP sockets
+// and the control socket; the data plane runs its own threads. Engine events install and remove
+// data-plane SAs and policies; expiry events from the data plane are posted back to the engine.
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange
+#include <boost/asio.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "qkd/common/result.hpp"
+#include "qkd/daemon/config.hpp"
+#include "qkd/daemon/control.hpp"
+#include "qkd/daemon/error.hpp"
+#include "qkd/daemon/udp_io.hpp"
+#include "qkd/dataplane/dataplane.hpp"
+#include "qkd/ike/engine.hpp"
+
+namespace qkd::daemon {
+
+struct DaemonOptions {
+    ike::EngineOptions engine;
+};
+
+class GatewayDaemon final : public ike::EventSink {
+public:
+    GatewayDaemon(boost::asio::io_context& io, Config cfg, DaemonOptions opt = {});
+    ~GatewayDaemon() override;
+
+    // Data plane, UDP sockets, gateways (auto-start ones initiate), control socket.
+    Result<void, DaemonError> start();
+    // Sends DELETE for every IKE SA, waits up to `grace` for the answers, then calls done().
+    void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+
+    Result<nlohmann::json, DaemonError> handle(const ControlRequest& req);
+
+    // ike::EventSink
+    void send_datagram(const ike::Endpoint& local, const ike::Endpoint& remote, std::span<const std::uint8_t> bytes) override;
+    void child_sa_up(const ike::ChildSaKeys& sa) override;
+    void child_sa_rekeyed(const ike::ChildSaRef& old_sa, const ike::ChildSaKeys& new_sa) override;
+    void child_sa_down(const ike::ChildSaRef& sa) override;
+    void ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) override;
+
+private:
+    struct Child {
+        std::string gateway;
+        dp::SaId in, out;
+    };
+    void on_udp(const UdpAddr& local, const UdpAddr& remote, std::span<const std::uint8_t> data);
+    void arm_timer();
+    std::uint32_t reqid_of(const std::string& gateway) const;
+    void install_policies(const ike::ChildSaKeys& k, std::uint32_t reqid);
+    void remove_policies(const std::string& gateway);
+
+    boost::asio::io_context& io_;
+    Config cfg_;
+    DaemonOptions opt_;
+    std::unique_ptr<dp::DataPlane> dp_;
+    std::unique_ptr<UdpSockets> udp_;
+    std::unique_ptr<ike::Engine> engine_;
+    std::unique_ptr<ControlServer> control_;
+    boost::asio::steady_timer timer_;
+    std::optional<ike::TimePoint> armed_;
+    std::map<std::uint32_t, Child> children_;                         // by spi_in
+    std::map<std::string, std::vector<dp::PolicySpec>> policies_;     // by gateway
+    bool kernel_lifetimes_ = false;
+};
+
+}  // namespace qkd::daemon
