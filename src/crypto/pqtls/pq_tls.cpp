@@ -126,6 +126,13 @@ qkd::Result<void, std::string> configure_groups(SSL_CTX* ctx, const GroupConfig&
     for (const auto* g : chosen) wants_hybrid = wants_hybrid || g->hybrid;
     if (wants_hybrid) {
         auto hybrid = ensure_hybrid_group();
+        // libssl reads provider groups in SSL_CTX_new: a context made before the provider was
+        // loaded does not know the group even though the process now does.
+        if (hybrid && SSL_CTX_set1_groups_list(ctx, kHybridGroup) != 1) {
+            ERR_clear_error();
+            hybrid = qkd::Err{std::string("this SSL_CTX was created before the X25519MLKEM768 provider was "
+                                          "loaded; call qkd::pqtls::ensure_hybrid_group() before SSL_CTX_new")};
+        }
         if (!hybrid) {
             if (cfg.pq_only) return qkd::Err{"pq_only is set but " + hybrid.error()};
             spdlog::warn("TLS group X25519MLKEM768 unavailable, falling back to classical groups: {}",
@@ -149,6 +156,12 @@ qkd::Result<void, std::string> configure_groups(SSL_CTX* ctx, const GroupConfig&
         return qkd::Err{"cannot require TLS 1.3 for pq_only: " + openssl_errors()};
     return {};
 }
+
+namespace {
+// Load the group at program start, so that SSL_CTX objects created before the first
+// configure_groups() call already know it. Failures are kept and reported by configure_groups.
+[[maybe_unused]] const bool kHybridLoadedAtStart = ensure_hybrid_group().ok();
+}  // namespace
 
 std::string negotiated_group(SSL* ssl) {
     if (ssl == nullptr) return "";

@@ -27,7 +27,9 @@ struct GroupConfig {
 
 // Makes X25519MLKEM768 usable by OpenSSL in this process: OpenSSL's built-in group on >= 3.5,
 // otherwise our provider, loaded once into the default library context next to "default"
-// (thread-safe, idempotent). Returns an error text on failure.
+// (thread-safe, idempotent). Returns an error text on failure. libssl reads provider groups in
+// SSL_CTX_new, so this must run before the SSL_CTX is created; qkd_pqtls also calls it once at
+// program start (static initialiser), so linking the library is normally enough.
 qkd::Result<void, std::string> ensure_hybrid_group();
 
 // Applies the group preference list to a TLS context (server or client). pq_only: only hybrid
