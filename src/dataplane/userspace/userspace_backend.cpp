@@ -62,8 +62,8 @@ public:
     std::string_view backend_name() const override { return "userspace"; }
     DpResult<void> install_sa(SaSpec spec) override;
     DpResult<void> remove_sa(const SaId& id) override;
-    DpResult<void> rekey_sa_pair(const SaId& old_in, const SaId& old_out, SaSpec new_in, SaSpec new_out,
-                                 std::chrono::milliseconds linger) override;
+    DpResult<void> switch_outbound(const SaId& old_in, const SaId& old_out, SaSpec new_out,
+                                   std::chrono::milliseconds linger) override;
     DpResult<void> install_policy(const PolicySpec& p) override;
     DpResult<void> remove_policy(const PolicySpec& p) override;
     DpResult<SaCounters> counters(const SaId& id) override;
@@ -201,17 +201,10 @@ DpResult<void> UserspaceDataPlane::remove_sa(const SaId& id) {
     return {};
 }
 
-DpResult<void> UserspaceDataPlane::rekey_sa_pair(const SaId& old_in, const SaId& old_out, SaSpec new_in,
-                                                 SaSpec new_out, std::chrono::milliseconds linger) {
-    const SaId new_in_id{Direction::inbound, new_in.spi, new_in.outer_dst};
-    // 1. New inbound first: from now on both inbound SAs are accepted.
-    if (auto r = install_sa(std::move(new_in)); !r) return r;
-    // 2. New outbound: being the newest of its reqid it takes the traffic at once.
-    if (auto r = install_sa(std::move(new_out)); !r) {
-        (void)remove_sa(new_in_id);
-        return r;
-    }
-    // 3. Old outbound goes now; old inbound after `linger` (packets still in flight).
+DpResult<void> UserspaceDataPlane::switch_outbound(const SaId& old_in, const SaId& old_out, SaSpec new_out,
+                                                   std::chrono::milliseconds linger) {
+    // The newest outbound SA of a reqid takes the traffic as soon as it is published.
+    if (auto r = install_sa(std::move(new_out)); !r) return r;
     (void)remove_sa(old_out);
     std::lock_guard lock(mu_);
     removals_.push_back({old_in, std::chrono::steady_clock::now() + linger});

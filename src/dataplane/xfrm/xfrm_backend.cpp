@@ -174,14 +174,11 @@ public:
         return r;
     }
 
-    DpResult<void> rekey_sa_pair(const SaId& old_in, const SaId& old_out, SaSpec new_in, SaSpec new_out,
-                                 std::chrono::milliseconds linger) override {
-        const SaId new_in_id{Direction::inbound, new_in.spi, new_in.outer_dst};
-        if (auto r = install_sa(std::move(new_in)); !r) return r;
-        if (auto r = install_sa(std::move(new_out)); !r) {
-            (void)remove_sa(new_in_id);
-            return r;
-        }
+    DpResult<void> switch_outbound(const SaId& old_in, const SaId& old_out, SaSpec new_out,
+                                   std::chrono::milliseconds linger) override {
+        // The kernel picks the newest valid SA matching a template (xfrm_state_find), so the
+        // new outbound SA takes the traffic as soon as it exists; then the old one goes.
+        if (auto r = install_sa(std::move(new_out)); !r) return r;
         (void)remove_sa(old_out);
         std::lock_guard lock(mu_);
         removals_.push_back({old_in, std::chrono::steady_clock::now() + linger});

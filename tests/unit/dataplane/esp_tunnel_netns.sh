@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Two network namespaces joined by a veth pair; a static ESP tunnel between them through the
 # userspace data plane (qkd-esp-tunnel, no IKE); ping and a TCP transfer through it; counters.
-# Usage: esp_tunnel_netns.sh BIN_DIR [plain|udp|esn]
+# Usage: esp_tunnel_netns.sh BIN_DIR [plain|udp|esn|rekey]
+#   rekey: two make-before-break rekeys (SIGUSR1 = new inbound, SIGUSR2 = switch outbound) on
+#          both ends during a 50 pps ping: no packet may be lost, traffic ends on generation 2.
 # Exit 77 (skip) without root / netns / TUN.
 set -uo pipefail
 bin=${1:?usage: esp_tunnel_netns.sh BIN_DIR [plain|udp|esn]}
@@ -34,6 +36,7 @@ extra=()
 case $mode in
   udp) extra=(--udp-encap 4500) ;;
   esn) extra=(--esn) ;;
+  rekey) extra=(--linger-ms 500) ;;
 esac
 ip netns exec "$A" "$tool" --backend userspace --local-outer 10.77.0.1 --remote-outer 10.77.0.2 \
   --local-net 10.88.1.0/24 --remote-net 10.88.2.0/24 --spi-out 0x1001 --spi-in 0x2001 \
@@ -72,7 +75,21 @@ print(len(data), hashlib.sha256(data).hexdigest())' >"$tmp/tcp_client.log" 2>&1 
   echo "ok: 4 MiB TCP transfer intact ($(cut -d' ' -f2 "$tmp/tcp_client.log" | cut -c1-16)...)"
 fi
 
-# A packet to an address outside the selectors must not be tunnelled (no route, no policy).
+if [ "$mode" = rekey ]; then
+  ip netns exec "$A" ping -c 200 -i 0.02 -W 2 -I 10.88.1.1 10.88.2.1 >"$tmp/ping_rekey.log" 2>&1 &
+  pp=$!
+  for gen in 1 2; do
+    sleep 1
+    kill -USR1 "${pids[0]}" "${pids[1]}"   # step 1 on both ends: new inbound SAs
+    sleep 0.3
+    kill -USR2 "${pids[0]}" "${pids[1]}"   # step 2: switch outbound, old inbound lingers 500 ms
+  done
+  wait $pp || fail "ping during rekey: $(tail -2 "$tmp/ping_rekey.log")"
+  grep -q ' 0% packet loss' "$tmp/ping_rekey.log" || fail "loss during rekey: $(grep loss "$tmp/ping_rekey.log")"
+  grep -q 'rekey-out gen=2' "$tmp/a.log" && grep -q 'rekey-out gen=2' "$tmp/b.log" || fail "rekeys not done"
+  echo "ok: 2 rekeys on both ends during a 50 pps ping, $(grep -o '[0-9]* received' "$tmp/ping_rekey.log"), 0% loss"
+fi
+
 kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null; pids=()
 out_pk=$(grep '"sa":"out"' "$tmp/a.log" | sed 's/.*"packets":\([0-9]*\).*/\1/')
 in_pk=$(grep '"sa":"in"' "$tmp/b.log" | sed 's/.*"packets":\([0-9]*\).*/\1/')
@@ -81,4 +98,9 @@ auth=$(grep '"sa":"in"' "$tmp/b.log" | sed 's/.*"auth":\([0-9]*\).*/\1/')
 [ "$in_pk" = "$out_pk" ] || echo "note: A sent $out_pk, B accepted $in_pk (drops on the veth are possible under load)"
 [ "$auth" = 0 ] || fail "B saw $auth ICV failures"
 echo "ok: counters A out=$out_pk packets, B in=$in_pk packets, 0 ICV failures"
+if [ "$mode" = rekey ]; then
+  grep -q '"spi":4609' "$tmp/a.log" || fail "A's outbound SA is not generation 2 (0x1201)"
+  grep -q '"sa":"in-old","present":false' "$tmp/a.log" || fail "A still has its previous inbound SA after the linger time"
+  echo "ok: traffic on generation-2 SAs; previous inbound SA removed after linger"
+fi
 echo "PASS"

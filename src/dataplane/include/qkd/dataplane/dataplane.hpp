@@ -13,6 +13,8 @@
 // newest outbound SA installed with a reqid carries the traffic of every policy with that reqid.
 //
 // Changes after first publication are listed here.
+//   - switch_outbound() added (step 2 of a two-step rekey); rekey_sa_pair() is now a non-virtual
+//     helper = install_sa(new_in) + switch_outbound(...). Callers are unaffected.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -179,12 +181,25 @@ public:
     virtual DpResult<void> install_sa(SaSpec spec) = 0;
     virtual DpResult<void> remove_sa(const SaId& id) = 0;
 
-    // Rekey without a gap: install new_in (both inbound SAs now accepted), install new_out
-    // (switching outbound traffic of its reqid to it), remove old_out, and remove old_in after
-    // `linger` so packets already in flight under the old SA are still accepted.
-    virtual DpResult<void> rekey_sa_pair(const SaId& old_in, const SaId& old_out, SaSpec new_in,
-                                         SaSpec new_out,
-                                         std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) = 0;
+    // Rekey without a gap, step 2: install new_out (being the newest SA of its reqid it takes the
+    // outbound traffic at once), remove old_out, and remove old_in after `linger` so packets
+    // already in flight under the old SA are still accepted. Step 1 is install_sa(new inbound),
+    // done earlier: an IKE responder installs its new inbound SA when it answers
+    // CREATE_CHILD_SA and may switch outbound only once the initiator has done the same.
+    virtual DpResult<void> switch_outbound(const SaId& old_in, const SaId& old_out, SaSpec new_out,
+                                           std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) = 0;
+
+    // Both steps at once: install_sa(new_in), then switch_outbound(...).
+    DpResult<void> rekey_sa_pair(const SaId& old_in, const SaId& old_out, SaSpec new_in, SaSpec new_out,
+                                 std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) {
+        const SaId new_in_id{Direction::inbound, new_in.spi, new_in.outer_dst};
+        if (auto r = install_sa(std::move(new_in)); !r) return r;
+        if (auto r = switch_outbound(old_in, old_out, std::move(new_out), linger); !r) {
+            (void)remove_sa(new_in_id);
+            return r;
+        }
+        return {};
+    }
 
     // Userspace: adds a route for selector.remote to the TUN device. xfrm: out/in/fwd policies.
     virtual DpResult<void> install_policy(const PolicySpec& p) = 0;
