@@ -1,6 +1,8 @@
 // K-PKE (FIPS 203 Alg. 13-15).
 #include "kpke.hpp"
 
+#include <memory>
+
 #include "ct.hpp"
 #include "poly.hpp"
 #include "qkd/common/secret.hpp"
@@ -59,9 +61,23 @@ void kpke_keygen(const Params& p, const std::uint8_t d[32], std::uint8_t* ek, st
     for (int i = 0; i < 32; ++i) ek[384 * p.k + i] = rho[i];
 }
 
-void kpke_encrypt(const Params& p, const std::uint8_t* ek, const std::uint8_t m[32],
-                  const std::uint8_t r[32], std::uint8_t* c) {
+void expand_ek(const Params& p, const std::uint8_t* ek, const std::uint8_t* h, ExpandedEk& out) {
+    out.p = p;
     const std::uint8_t* rho = ek + 384 * p.k;
+    for (int i = 0; i < p.k; ++i) {
+        decode12(out.t_hat[i], ek + 384 * i);
+        for (int j = 0; j < p.k; ++j)
+            sample_ntt(out.a_hat_t[i][j], rho, static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(j));
+    }
+    if (h != nullptr) {
+        for (int i = 0; i < 32; ++i) out.h[i] = h[i];
+    } else {
+        hash_h(out.h, {ek, p.ek_bytes()});
+    }
+}
+
+void kpke_encrypt(const ExpandedEk& ek, const std::uint8_t m[32], const std::uint8_t r[32], std::uint8_t* c) {
+    const Params& p = ek.p;
     Wiped<PolyVec> y, e1;
     Wiped<Poly> e2, u, v, mu;
     std::uint8_t n = 0;
@@ -72,14 +88,10 @@ void kpke_encrypt(const Params& p, const std::uint8_t* ek, const std::uint8_t m[
         ntt(y.x.v[i]);
         poly_reduce(y.x.v[i]);
     }
-    // u = NTT^-1(A_hat^T o y_hat) + e1, with A_hat^T[i][j] = A_hat[j][i] = SampleNTT(rho || i || j).
-    Poly a;
+    // u = NTT^-1(A_hat^T o y_hat) + e1
     for (int i = 0; i < p.k; ++i) {
         for (auto& x : u.x.c) x = 0;
-        for (int j = 0; j < p.k; ++j) {
-            sample_ntt(a, rho, static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(j));
-            basemul_acc_montgomery(u.x, a, y.x.v[j]);
-        }
+        for (int j = 0; j < p.k; ++j) basemul_acc_montgomery(u.x, ek.a_hat_t[i][j], y.x.v[j]);
         poly_reduce(u.x);
         inv_ntt(u.x);
         poly_add(u.x, e1.x.v[i]);
@@ -87,10 +99,7 @@ void kpke_encrypt(const Params& p, const std::uint8_t* ek, const std::uint8_t m[
     }
     // v = NTT^-1(t_hat^T o y_hat) + e2 + Decompress_1(ByteDecode_1(m))
     for (auto& x : v.x.c) x = 0;
-    for (int j = 0; j < p.k; ++j) {
-        decode12(a, ek + 384 * j);
-        basemul_acc_montgomery(v.x, a, y.x.v[j]);
-    }
+    for (int j = 0; j < p.k; ++j) basemul_acc_montgomery(v.x, ek.t_hat[j], y.x.v[j]);
     poly_reduce(v.x);
     inv_ntt(v.x);
     poly_add(v.x, e2.x);
@@ -99,17 +108,16 @@ void kpke_encrypt(const Params& p, const std::uint8_t* ek, const std::uint8_t m[
     compress_encode(c + 32 * p.du * p.k, v.x, p.dv);
 }
 
-void kpke_decrypt(const Params& p, const std::uint8_t* dk_pke, const std::uint8_t* c, std::uint8_t m[32]) {
+void kpke_decrypt(const Params& p, const Poly* s_hat, const std::uint8_t* c, std::uint8_t m[32]) {
     // w = v' - NTT^-1(s_hat^T o NTT(u'))
-    Wiped<Poly> w, s, v;
+    Wiped<Poly> w, v;
     Poly u;
     for (auto& x : w.x.c) x = 0;
     for (int i = 0; i < p.k; ++i) {
         decode_decompress(u, c + 32 * p.du * i, p.du);
         ntt(u);
         poly_reduce(u);
-        decode12(s.x, dk_pke + 384 * i);
-        basemul_acc_montgomery(w.x, s.x, u);
+        basemul_acc_montgomery(w.x, s_hat[i], u);
     }
     poly_reduce(w.x);
     inv_ntt(w.x);

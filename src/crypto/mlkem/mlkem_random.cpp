@@ -17,4 +17,10 @@ qkd::Result<Encapsulation, Error> encaps(ParamSet p, std::span<const std::uint8_
     return encaps_internal(p, ek, m.view());
 }
 
+Encapsulation EncapsulationKey::encaps() const {
+    qkd::SecretBytes m(kSeedSize);
+    qkd::random_bytes(m.mut_view());
+    return std::move(encaps_internal(m.view()).value());  // m has the right size by construction
+}
+
 }  // namespace qkd::mlkem

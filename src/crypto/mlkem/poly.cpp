@@ -46,8 +46,15 @@ constexpr auto kGammas = make_gammas();
 // cancels the 2^-16 left by the base multiplication that precedes every inverse NTT).
 constexpr std::int16_t kInvNttScale = to_mont_centered(powmod(kMont, 1) * powmod(3303, 1));
 
+// montgomery_reduce(a * b) written with 16-bit high/low halves only, so that loops over it map
+// onto SIMD multiply-high instructions: a*b - t*q is divisible by 2^16, hence its high half is
+// exactly hi(a*b) - hi(t*q).
 inline std::int16_t fqmul(std::int16_t a, std::int16_t b) {
-    return montgomery_reduce(static_cast<std::int32_t>(a) * b);
+    const std::int32_t prod = static_cast<std::int32_t>(a) * b;
+    const std::int16_t t = static_cast<std::int16_t>(static_cast<std::int16_t>(prod) * kQInv);
+    const std::int16_t hi = static_cast<std::int16_t>(prod >> 16);
+    const std::int16_t tq_hi = static_cast<std::int16_t>((static_cast<std::int32_t>(t) * kQ) >> 16);
+    return static_cast<std::int16_t>(hi - tq_hi);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -57,6 +58,7 @@ int usage() {
 
 int main(int argc, char** argv) {
     if (argc < 2) return usage();
+    std::signal(SIGPIPE, SIG_IGN);  // report a closed connection as an error, do not die
     const std::string mode = argv[1];
     qkd::pqtls::GroupConfig cfg;
     int port = 0;

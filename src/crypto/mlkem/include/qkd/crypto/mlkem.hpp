@@ -6,6 +6,7 @@
 // valgrind in tests/unit/mlkem/ct_*). SHA3/SHAKE come from OpenSSL.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,47 @@ qkd::Result<Encapsulation, Error> encaps(ParamSet p, std::span<const std::uint8_
 // ciphertext yields K = J(z || c), indistinguishable from a real key.
 qkd::Result<qkd::SecretBytes, Error> decaps(ParamSet p, std::span<const std::uint8_t> dk,
                                             std::span<const std::uint8_t> c);
+
+namespace detail {
+struct ExpandedEk;
+struct ExpandedDk;
+}  // namespace detail
+
+// An encapsulation key parsed and checked once (FIPS 203 7.2), with A_hat and H(ek)
+// precomputed, so repeated encapsulations to the same key skip the matrix sampling.
+// Immutable and cheap to copy (shared).
+class EncapsulationKey {
+public:
+    static qkd::Result<EncapsulationKey, Error> parse(ParamSet p, std::span<const std::uint8_t> ek);
+    ParamSet param_set() const { return p_; }
+    // Alg. 17 with the given m (32 bytes).
+    qkd::Result<Encapsulation, Error> encaps_internal(std::span<const std::uint8_t> m) const;
+    // Alg. 20 with m from qkd::random_bytes.
+    Encapsulation encaps() const;
+
+private:
+    EncapsulationKey(ParamSet p, std::shared_ptr<const detail::ExpandedEk> x) : p_(p), x_(std::move(x)) {}
+    ParamSet p_;
+    std::shared_ptr<const detail::ExpandedEk> x_;
+};
+
+// A decapsulation key parsed and checked once (FIPS 203 7.3), with s_hat decoded and the
+// embedded ek expanded. Move-only; the secret parts are wiped on destruction.
+class DecapsulationKey {
+public:
+    static qkd::Result<DecapsulationKey, Error> parse(ParamSet p, std::span<const std::uint8_t> dk);
+    DecapsulationKey(DecapsulationKey&&) noexcept;
+    DecapsulationKey& operator=(DecapsulationKey&&) noexcept;
+    ~DecapsulationKey();
+    ParamSet param_set() const { return p_; }
+    // Alg. 18 with implicit rejection.
+    qkd::Result<qkd::SecretBytes, Error> decaps(std::span<const std::uint8_t> c) const;
+
+private:
+    DecapsulationKey(ParamSet p, std::unique_ptr<detail::ExpandedDk> x);
+    ParamSet p_;
+    std::unique_ptr<detail::ExpandedDk> x_;
+};
 
 // FIPS 203 7.2 encapsulation key check (type/length and modulus check).
 bool check_ek(ParamSet p, std::span<const std::uint8_t> ek);
