@@ -1,0 +1,33 @@
+#include "ike_sa.hpp"
+
+namespace qkd::ike {
+
+std::string_view to_string(SaState s) {
+    switch (s) {
+        case SaState::New: return "NEW";
+        case SaState::InitSent: return "INIT_SENT";
+        case SaState::InitDone: return "INIT_DONE";
+        case SaState::AuthSent: return "AUTH_SENT";
+        case SaState::Established: return "ESTABLISHED";
+        case SaState::Deleting: return "DELETING";
+        case SaState::Dead: return "DEAD";
+    }
+    return "?";
+}
+
+bool transition(IkeSa& sa, SaState to) {
+    bool ok = false;
+    switch (sa.state) {
+        case SaState::New: ok = to == SaState::InitSent || to == SaState::InitDone || to == SaState::Dead; break;
+        case SaState::InitSent: ok = to == SaState::AuthSent || to == SaState::InitSent || to == SaState::Dead; break;
+        case SaState::InitDone: ok = to == SaState::Established || to == SaState::Dead; break;
+        case SaState::AuthSent: ok = to == SaState::Established || to == SaState::Dead; break;
+        case SaState::Established: ok = to == SaState::Deleting || to == SaState::Dead; break;
+        case SaState::Deleting: ok = to == SaState::Dead; break;
+        case SaState::Dead: ok = false; break;
+    }
+    if (ok) sa.state = to;
+    return ok;
+}
+
+}  // namespace qkd::ike

@@ -1,0 +1,125 @@
+#pragma once
+// IKE SA and child SA state (RFC 7296 2), with one transition function that refuses illegal
+// transitions (STYLE.md habit 5). Parsers never touch these; tasks do.
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../keymat/keymat.hpp"
+#include "../wire/message.hpp"
+#include "qkd/crypto/ke.hpp"
+#include "qkd/crypto/prf.hpp"
+#include "qkd/ike/engine.hpp"
+
+namespace qkd::ike {
+
+enum class SaState {
+    New,          // created, nothing sent
+    InitSent,     // initiator: IKE_SA_INIT request out
+    InitDone,     // responder: IKE_SA_INIT answered, half-open
+    AuthSent,     // initiator: IKE_AUTH request out
+    Established,  // authenticated
+    Deleting,     // our DELETE for the IKE SA is out
+    Dead,         // to be reaped
+};
+std::string_view to_string(SaState s);
+
+struct ChildSa {
+    std::uint64_t id = 0;
+    std::uint32_t spi_in = 0, spi_out = 0;
+    EncrAlg encr;
+    crypto::KeGroup pfs = crypto::KeGroup::None;
+    bool esn = false;
+    std::vector<TrafficSelector> local_ts, remote_ts;
+    TimePoint established{}, rekey_at{}, expire_at{};
+    bool rekeying = false;  // a rekey of this SA is in progress (either side)
+    bool deleting = false;
+    bool installed = true;  // handed to the data plane (false for a redundant collision SA)
+    // RFC 7296 2.8.1: the exchange that created this SA, for simultaneous-rekey resolution.
+    std::uint64_t replaces = 0;  // child id this SA rekeyed
+    bool peer_initiated = false;
+    std::vector<std::uint8_t> created_ni, created_nr;
+};
+
+// An exchange we started and await the response to (window size 1, RFC 7296 2.3).
+enum class TaskKind { IkeInit, IkeAuth, ChildRekey, IkeRekey, DeleteChild, DeleteIke, Dpd };
+
+struct Task {
+    Task() = default;
+    explicit Task(TaskKind k, std::uint64_t child = 0, std::vector<std::uint32_t> spis = {})
+        : kind(k), child_id(child), delete_spis(std::move(spis)) {}
+    TaskKind kind = TaskKind::Dpd;
+    std::uint64_t child_id = 0;             // ChildRekey / DeleteChild
+    std::vector<std::uint32_t> delete_spis; // DeleteChild: our inbound SPIs
+    // CREATE_CHILD_SA state
+    std::vector<std::uint8_t> nonce;
+    std::optional<crypto::KeyExchange> ke;
+    std::uint32_t new_spi_in = 0;
+    std::uint64_t new_ike_spi = 0;
+    crypto::KeGroup ke_group = crypto::KeGroup::None;  // after INVALID_KE_PAYLOAD
+    unsigned attempts = 0;
+};
+
+struct Outstanding {
+    Task task;
+    std::uint32_t message_id = 0;
+    std::vector<std::vector<std::uint8_t>> packets;
+    unsigned tries = 0;
+    TimePoint next_send{};
+};
+
+struct IkeSa {
+    std::uint64_t id = 0;
+    std::string gateway;
+    bool initiator = false;  // original initiator (I flag)
+    std::uint64_t spi_i = 0, spi_r = 0;
+    SaState state = SaState::New;
+    Endpoint local, remote;
+
+    // Negotiated (IKE_SA_INIT or IKE rekey)
+    EncrAlg encr;
+    crypto::PrfAlg prf_alg = crypto::PrfAlg::HmacSha512;
+    crypto::KeGroup group = crypto::KeGroup::None;
+    std::optional<crypto::Prf> prf;
+    std::vector<std::uint8_t> nonce_i, nonce_r;
+    std::optional<crypto::KeyExchange> ke;  // during IKE_SA_INIT only
+    SecretBytes sk_d, sk_pi, sk_pr;
+    std::optional<wire::SkCrypter> crypter;
+    std::vector<std::uint8_t> init_request, init_response;  // RealMessage1/2 for AUTH
+    std::vector<std::uint8_t> cookie;                        // initiator: from N(COOKIE)
+    unsigned init_retries = 0;
+    bool nat_local = false, nat_remote = false;
+    bool fragmentation = false;  // both sides sent FRAGMENTATION_SUPPORTED
+
+    // Message IDs (RFC 7296 2.3)
+    std::uint32_t next_request_id = 0;   // our next request
+    std::uint32_t expected_request = 0;  // the peer's next request
+    std::optional<std::uint32_t> last_response_id;
+    std::vector<std::vector<std::uint8_t>> last_response;  // cached for retransmitted requests
+    std::optional<Outstanding> active;
+    std::deque<Task> queue;
+    // RFC 7383 reassembly: fragments of the message being received
+    struct Reassembly {
+        std::uint32_t message_id = 0;
+        bool response = false;
+        std::uint16_t total = 0;
+        wire::PayloadType first = wire::PayloadType::None;
+        std::vector<std::optional<std::vector<std::uint8_t>>> parts;
+        std::size_t bytes = 0;
+    };
+    std::optional<Reassembly> reassembly;
+
+    // Child SA created in IKE_AUTH (initiator side, before the response)
+    std::uint32_t auth_child_spi = 0;
+
+    std::vector<ChildSa> children;
+    TimePoint created{}, established{}, rekey_at{}, expire_at{}, last_rx{};
+    std::optional<std::uint64_t> rekeyed_to;  // new IKE SA after a rekey; this one is being deleted
+};
+
+// RFC 7296 state machine: the only place SaState changes.
+bool transition(IkeSa& sa, SaState to);
+
+}  // namespace qkd::ike

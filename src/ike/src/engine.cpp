@@ -1,0 +1,384 @@
+// Engine: dispatch of datagrams to IKE SAs, message IDs and retransmission (RFC 7296 2.1-2.4),
+// timers (rekey, expiry, liveness), and the public API. Exchanges live in tasks/.
+#include <algorithm>
+#include <cmath>
+
+#include "impl.hpp"
+
+namespace qkd::ike {
+
+using wire::ExchangeType;
+
+std::string_view to_string(IkeSaState s) {
+    switch (s) {
+        case IkeSaState::Connecting: return "CONNECTING";
+        case IkeSaState::Established: return "ESTABLISHED";
+        case IkeSaState::Rekeying: return "REKEYING";
+        case IkeSaState::Deleting: return "DELETING";
+        case IkeSaState::Closed: return "CLOSED";
+    }
+    return "?";
+}
+
+// ---------------------------------------------------------------- utilities
+
+std::uint64_t Engine::Impl::random_spi() {
+    std::uint64_t v = 0;
+    while (v == 0 || sas.count(v)) {
+        std::array<std::uint8_t, 8> b;
+        rng.fill(b);
+        v = 0;
+        for (auto x : b) v = v << 8 | x;
+    }
+    return v;
+}
+
+std::uint32_t Engine::Impl::random_child_spi() {
+    std::array<std::uint8_t, 4> b;
+    rng.fill(b);
+    // SPIs 0-255 are reserved (RFC 4303 2.1).
+    std::uint32_t v = std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 | std::uint32_t(b[2]) << 8 | b[3];
+    return v < 256 ? v + 256 : v;
+}
+
+std::vector<std::uint8_t> Engine::Impl::random_nonce() {
+    std::vector<std::uint8_t> n(kNonceSize);
+    rng.fill(n);
+    return n;
+}
+
+const GatewayConfig* Engine::Impl::gateway(std::string_view name) const {
+    auto it = gateways.find(name);
+    return it == gateways.end() ? nullptr : &it->second;
+}
+
+const GatewayConfig* Engine::Impl::gateway_for_peer(const Endpoint&, const Endpoint& remote) const {
+    const GatewayConfig* any = nullptr;
+    for (const auto& [name, gw] : gateways) {
+        if (gw.remote.addr == remote.addr) return &gw;
+        const bool unspecified = std::all_of(gw.remote.addr.bytes.begin(), gw.remote.addr.bytes.end(), [](auto b) { return b == 0; });
+        if (unspecified && gw.remote.addr.family == remote.addr.family && !any) any = &gw;
+    }
+    return any;
+}
+
+IkeSa* Engine::Impl::find(std::uint64_t own) {
+    auto it = sas.find(own);
+    return it == sas.end() || it->second->state == SaState::Dead ? nullptr : it->second.get();
+}
+
+IkeSa* Engine::Impl::find_by_gateway(std::string_view name) {
+    IkeSa* best = nullptr;
+    for (auto& [spi, sa] : sas)
+        if (sa->gateway == name && sa->state != SaState::Dead && !sa->rekeyed_to &&
+            (!best || sa->state == SaState::Established))
+            best = sa.get();
+    return best;
+}
+
+std::size_t Engine::Impl::half_open() const { return half_open_by_spi_i.size(); }
+
+IkeSa& Engine::Impl::new_sa(const GatewayConfig& gw, bool initiator) {
+    auto sa = std::make_unique<IkeSa>();
+    sa->id = next_sa_id++;
+    sa->gateway = gw.name;
+    sa->initiator = initiator;
+    sa->local = gw.local;
+    sa->remote = gw.remote;
+    sa->created = sa->last_rx = now();
+    const std::uint64_t spi = random_spi();
+    (initiator ? sa->spi_i : sa->spi_r) = spi;
+    IkeSa& ref = *sa;
+    sas.emplace(spi, std::move(sa));
+    return ref;
+}
+
+// ---------------------------------------------------------------- sending
+
+void Engine::Impl::send_raw(const Endpoint& local, const Endpoint& remote, Datagram bytes) {
+    ++stats.tx;
+    if (local.port == 4500 || remote.port == 4500) {
+        // RFC 3948 2.2: IKE on port 4500 carries a 4-octet zero non-ESP marker.
+        std::vector<std::uint8_t> framed(wire::kNonEspMarkerSize + bytes.size(), 0);
+        std::copy(bytes.begin(), bytes.end(), framed.begin() + wire::kNonEspMarkerSize);
+        sink.send_datagram(local, remote, framed);
+        return;
+    }
+    sink.send_datagram(local, remote, bytes);
+}
+
+wire::Header Engine::Impl::header(const IkeSa& sa, ExchangeType ex, bool response, std::uint32_t mid) const {
+    wire::Header h;
+    h.spi_i = sa.spi_i;
+    h.spi_r = sa.spi_r;
+    h.exchange = ex;
+    h.flags = static_cast<std::uint8_t>((sa.initiator ? wire::kFlagInitiator : 0) | (response ? wire::kFlagResponse : 0));
+    h.message_id = mid;
+    return h;
+}
+
+void Engine::Impl::send_request(IkeSa& sa, Task task, ExchangeType ex, const std::vector<Payload>& payloads) {
+    Outstanding o;
+    o.task = std::move(task);
+    o.message_id = sa.next_request_id++;
+    if (ex == ExchangeType::IkeSaInit)
+        o.packets.push_back(wire::encode_plain(header(sa, ex, false, o.message_id), payloads));
+    else
+        o.packets = wire::encode_encrypted(header(sa, ex, false, o.message_id), payloads, *sa.crypter,
+                                           sa.fragmentation ? opts.fragment_size - 28 : 0);
+    o.next_send = now() + opts.retransmit_base;
+    for (const auto& p : o.packets) send_raw(sa.local, sa.remote, p);
+    sa.active = std::move(o);
+}
+
+void Engine::Impl::send_response(IkeSa& sa, ExchangeType ex, std::uint32_t mid, const std::vector<Payload>& payloads) {
+    if (ex == ExchangeType::IkeSaInit)
+        sa.last_response = {wire::encode_plain(header(sa, ex, true, mid), payloads)};
+    else
+        sa.last_response = wire::encode_encrypted(header(sa, ex, true, mid), payloads, *sa.crypter,
+                                                  sa.fragmentation ? opts.fragment_size - 28 : 0);
+    sa.last_response_id = mid;
+    for (const auto& p : sa.last_response) send_raw(sa.local, sa.remote, p);
+}
+
+void Engine::Impl::queue_task(IkeSa& sa, Task task) {
+    if (sa.queue.size() >= kMaxQueuedTasks) return;
+    for (const auto& t : sa.queue)
+        if (t.kind == task.kind && t.child_id == task.child_id) return;  // already queued
+    sa.queue.push_back(std::move(task));
+    start_next_task(sa);
+}
+
+void Engine::Impl::start_next_task(IkeSa& sa) {
+    while (!sa.active && !sa.queue.empty() && sa.state == SaState::Established) {
+        Task t = std::move(sa.queue.front());
+        sa.queue.pop_front();
+        if (t.kind == TaskKind::ChildRekey || t.kind == TaskKind::IkeRekey)
+            begin_create_child(sa, t);
+        else
+            begin_informational(sa, t);
+    }
+}
+
+// ---------------------------------------------------------------- receiving
+
+void Engine::Impl::on_datagram(const Endpoint& local, const Endpoint& remote, Datagram bytes) {
+    ++stats.rx;
+    if (local.port == 4500 || remote.port == 4500) {
+        if (bytes.size() == 1 && bytes[0] == 0xFF) return;  // NAT keepalive (RFC 3948 2.3)
+        if (bytes.size() < wire::kNonEspMarkerSize || bytes[0] || bytes[1] || bytes[2] || bytes[3]) {
+            ++stats.dropped;  // ESP belongs to the data plane
+            return;
+        }
+        bytes = bytes.subspan(wire::kNonEspMarkerSize);
+    }
+    auto outer = wire::decode_outer(bytes);
+    if (!outer) {
+        ++stats.dropped;
+        return;
+    }
+    const wire::Header& h = outer->header;
+    if (h.exchange == ExchangeType::IkeSaInit && !h.is_response()) {
+        process_init_request(local, remote, *outer, bytes);
+        return;
+    }
+    // Our SPI is the responder's when the sender is the original initiator, and vice versa.
+    IkeSa* sa = find(h.from_initiator() ? h.spi_r : h.spi_i);
+    if (!sa || (h.from_initiator() == sa->initiator)) {
+        ++stats.dropped;
+        return;
+    }
+    if (h.exchange == ExchangeType::IkeSaInit) {
+        process_init_response(*sa, *outer, bytes);
+        return;
+    }
+    if (!outer->encrypted || !sa->crypter) {
+        ++stats.dropped;
+        return;
+    }
+    handle_encrypted(*sa, local, remote, *outer);
+    reap();
+}
+
+void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const OuterMessage& outer) {
+    const wire::Header& h = outer.header;
+    if (h.is_response()) {
+        if (!sa.active || sa.active->message_id != h.message_id) {
+            ++stats.dropped;  // late retransmit or unsolicited
+            return;
+        }
+    } else if (sa.last_response_id && h.message_id == *sa.last_response_id) {
+        // RFC 7296 2.1: a retransmitted request is answered with the cached response. Only the
+        // first fragment triggers the resend (RFC 7383 2.6.1).
+        if (!outer.fragment || outer.frag.number == 1) {
+            auto plain = sa.crypter->open(outer);
+            if (plain)
+                for (const auto& p : sa.last_response) send_raw(sa.local, sa.remote, p);
+        }
+        return;
+    } else if (h.message_id != sa.expected_request) {
+        ++stats.dropped;  // outside the window (size 1)
+        return;
+    }
+    auto plain = sa.crypter->open(outer);
+    if (!plain) {
+        ++stats.dropped;  // RFC 7296 2.21.2: ICV failures are dropped silently
+        return;
+    }
+    std::vector<std::uint8_t> whole;
+    PayloadType first = outer.inner_first;
+    if (outer.fragment) {
+        // RFC 7383 2.6: collect every fragment of this message before processing.
+        auto& r = sa.reassembly;
+        if (!r || r->message_id != h.message_id || r->response != h.is_response() || r->total != outer.frag.total) {
+            r.emplace();
+            r->message_id = h.message_id;
+            r->response = h.is_response();
+            r->total = outer.frag.total;
+            r->parts.resize(outer.frag.total);
+        }
+        auto& slot = r->parts[outer.frag.number - 1];
+        if (!slot) {
+            r->bytes += plain->size();
+            if (r->bytes > wire::kMaxMessageSize) {
+                sa.reassembly.reset();
+                ++stats.dropped;
+                return;
+            }
+            slot = std::move(plain).value();
+        }
+        if (outer.frag.number == 1) r->first = outer.inner_first;
+        if (!std::all_of(r->parts.begin(), r->parts.end(), [](const auto& p) { return p.has_value(); })) return;
+        first = r->first;
+        for (auto& p : r->parts) whole.insert(whole.end(), p->begin(), p->end());
+        sa.reassembly.reset();
+    } else {
+        whole = std::move(plain).value();
+    }
+    sa.last_rx = now();
+    // RFC 7296 2.23: behind a NAT, follow the peer's address on authenticated messages.
+    if ((sa.nat_remote || sa.nat_local) && !(remote == sa.remote)) {
+        sa.remote = remote;
+        if (local.port == 4500) sa.local.port = 4500;
+    }
+    auto payloads = wire::decode_chain(whole, first);
+    Message m;
+    m.header = h;
+    bool valid = payloads.ok();
+    if (valid) {
+        m.payloads = std::move(payloads).value();
+        valid = wire::check_rules(h, true, m.payloads).ok();
+    }
+    if (!valid) {
+        ++stats.dropped;
+        if (!h.is_response()) {
+            // RFC 7296 2.21.2: answer a broken request in an authenticated SA with INVALID_SYNTAX.
+            sa.expected_request = h.message_id + 1;
+            send_response(sa, h.exchange, h.message_id, {wire::make_notify(wire::NotifyType::InvalidSyntax)});
+        }
+        return;
+    }
+    dispatch(sa, m);
+}
+
+void Engine::Impl::dispatch(IkeSa& sa, const Message& m) {
+    const wire::Header& h = m.header;
+    if (!h.is_response()) {
+        sa.expected_request = h.message_id + 1;
+        switch (h.exchange) {
+            case ExchangeType::IkeAuth: process_auth_request(sa, m); break;
+            case ExchangeType::CreateChildSa: process_create_child_request(sa, m); break;
+            case ExchangeType::Informational: process_informational_request(sa, m); break;
+            default:
+                send_response(sa, h.exchange, h.message_id, {wire::make_notify(wire::NotifyType::InvalidSyntax)});
+        }
+        return;
+    }
+    Outstanding done = std::move(*sa.active);
+    sa.active.reset();
+    switch (done.task.kind) {
+        case TaskKind::IkeAuth: process_auth_response(sa, m); break;
+        case TaskKind::ChildRekey:
+        case TaskKind::IkeRekey: process_create_child_response(sa, done.task, m); break;
+        default: process_informational_response(sa, done.task, m); break;
+    }
+    if (sa.state != SaState::Dead) start_next_task(sa);
+}
+
+// ---------------------------------------------------------------- timers
+
+void Engine::Impl::on_timer() {
+    const TimePoint t = now();
+    std::vector<IkeSa*> list;
+    for (auto& [spi, sa] : sas) list.push_back(sa.get());
+    for (IkeSa* sa : list) {
+        if (sa->state == SaState::Dead) continue;
+        if (sa->state == SaState::InitDone && t - sa->created >= kHalfOpenTimeout) {
+            destroy(*sa, "half-open IKE SA timed out", false);
+            continue;
+        }
+        if (sa->active && t >= sa->active->next_send) {
+            auto& o = *sa->active;
+            if (o.tries >= opts.retransmit_tries) {
+                destroy(*sa, "peer did not answer " + std::to_string(o.tries + 1) + " transmissions", true);
+                continue;
+            }
+            ++o.tries;
+            ++stats.retransmits;
+            for (const auto& p : o.packets) send_raw(sa->local, sa->remote, p);
+            o.next_send = t + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  opts.retransmit_base * std::pow(opts.retransmit_backoff, o.tries));
+        }
+        if (sa->state != SaState::Established) continue;
+        const GatewayConfig* gw = gateway(sa->gateway);
+        if (t >= sa->expire_at) {
+            sa->expire_at = TimePoint::max();  // once: the DELETE exchange ends the SA
+            queue_task(*sa, Task{TaskKind::DeleteIke});
+            continue;
+        }
+        if (!sa->rekeyed_to && t >= sa->rekey_at) {
+            sa->rekey_at = sa->expire_at;  // once
+            queue_task(*sa, Task{TaskKind::IkeRekey});
+        }
+        for (auto& c : sa->children) {
+            if (c.deleting) continue;
+            if (t >= c.expire_at) {
+                c.deleting = true;
+                queue_task(*sa, Task{TaskKind::DeleteChild, c.id, {c.spi_in}});
+            } else if (!c.rekeying && t >= c.rekey_at && !sa->rekeyed_to) {
+                c.rekey_at = c.expire_at;
+                queue_task(*sa, Task{TaskKind::ChildRekey, c.id});
+            }
+        }
+        if (gw && gw->dpd_interval.count() > 0 && !sa->active && sa->queue.empty() && t - sa->last_rx >= gw->dpd_interval) {
+            sa->last_rx = t;  // one probe per interval; failure shows as retransmit timeout
+            queue_task(*sa, Task{TaskKind::Dpd});
+        }
+    }
+    reap();
+}
+
+std::optional<TimePoint> Engine::Impl::next_deadline() const {
+    std::optional<TimePoint> best;
+    auto consider = [&](TimePoint t) {
+        if (!best || t < *best) best = t;
+    };
+    for (const auto& [spi, sa] : sas) {
+        if (sa->state == SaState::Dead) continue;
+        if (sa->active) consider(sa->active->next_send);
+        if (sa->state == SaState::InitDone) consider(sa->created + kHalfOpenTimeout);
+        if (sa->state != SaState::Established) continue;
+        consider(sa->expire_at);
+        if (!sa->rekeyed_to) consider(sa->rekey_at);
+        for (const auto& c : sa->children) {
+            if (c.deleting) continue;
+            consider(c.expire_at);
+            if (!c.rekeying) consider(c.rekey_at);
+        }
+        if (const GatewayConfig* gw = gateway(sa->gateway); gw && gw->dpd_interval.count() > 0 && !sa->active && sa->queue.empty())
+            consider(sa->last_rx + gw->dpd_interval);
+    }
+    return best;
+}
+
+}  // namespace qkd::ike

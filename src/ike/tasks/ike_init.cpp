@@ -1,0 +1,301 @@
+// IKE_SA_INIT (RFC 7296 1.2), with cookies (2.6), INVALID_KE_PAYLOAD retry (1.3 / 2.7),
+// NAT detection (2.23) and the fragmentation offer (RFC 7383 2.3).
+//
+//   HDR, SAi1, KEi, Ni, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]  -->
+//                 <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]
+#include "../src/impl.hpp"
+#include "qkd/crypto/digest.hpp"
+
+namespace qkd::ike {
+
+using wire::ExchangeType;
+using wire::NotifyType;
+
+namespace {
+
+std::array<std::uint8_t, 8> be64(std::uint64_t v) {
+    std::array<std::uint8_t, 8> b{};
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<std::uint8_t>(v >> (56 - 8 * i));
+    return b;
+}
+
+// RFC 7296 2.23: SHA-1(SPIi | SPIr | IP | Port)
+std::vector<std::uint8_t> nat_hash(std::uint64_t spi_i, std::uint64_t spi_r, const Endpoint& ep) {
+    const auto si = be64(spi_i), sr = be64(spi_r);
+    const std::uint8_t port[2] = {std::uint8_t(ep.port >> 8), std::uint8_t(ep.port)};
+    auto h = crypto::sha1({si, sr, std::span(ep.addr.bytes.data(), ep.addr.size()), port});
+    return {h.begin(), h.end()};
+}
+
+bool unspecified(const IpAddr& a) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a.bytes[i]) return false;
+    return true;
+}
+
+void stateless_reply(Engine::Impl& e, const Endpoint& local, const Endpoint& remote, const wire::Header& req, Payload p) {
+    wire::Header h;
+    h.spi_i = req.spi_i;
+    h.exchange = ExchangeType::IkeSaInit;
+    h.flags = wire::kFlagResponse;
+    e.send_raw(local, remote, wire::encode_plain(h, {std::move(p)}));
+}
+
+}  // namespace
+
+std::vector<Payload> Engine::Impl::nat_detection(const IkeSa& sa, std::uint64_t spi_r) const {
+    auto src = nat_hash(sa.spi_i, spi_r, sa.local);
+    const GatewayConfig* gw = gateway(sa.gateway);
+    if (gw && gw->force_encap) {
+        // strongSwan's encap=yes: a source hash that cannot match makes the peer see a NAT.
+        std::vector<std::uint8_t> fake(20);
+        rng.fill(fake);
+        src = fake;
+    }
+    return {wire::make_notify(NotifyType::NatDetectionSourceIp, src),
+            wire::make_notify(NotifyType::NatDetectionDestinationIp, nat_hash(sa.spi_i, spi_r, sa.remote))};
+}
+
+void Engine::Impl::check_nat(IkeSa& sa, const std::vector<Payload>& payloads, std::uint64_t spi_r) {
+    const auto src_expect = nat_hash(sa.spi_i, spi_r, sa.remote);
+    const auto dst_expect = nat_hash(sa.spi_i, spi_r, sa.local);
+    bool have_src = false, src_match = false, have_dst = false, dst_match = false;
+    for (const auto& p : payloads) {
+        auto* n = std::get_if<wire::NotifyPayload>(&p.body);
+        if (!n) continue;
+        if (n->type == NotifyType::NatDetectionSourceIp) {
+            have_src = true;
+            src_match |= n->data == src_expect;
+        } else if (n->type == NotifyType::NatDetectionDestinationIp) {
+            have_dst = true;
+            dst_match |= n->data == dst_expect;
+        }
+    }
+    sa.nat_remote = have_src && !src_match;
+    sa.nat_local = have_dst && !dst_match;
+}
+
+Result<void, EngineError> Engine::Impl::initiate(const GatewayConfig& gw) {
+    IkeSa& sa = new_sa(gw, true);
+    sa.group = gw.ike_proposals.front().ke.front();
+    build_init_request(sa);
+    if (sa.state == SaState::Dead) {
+        reap();
+        return Err{EngineError{EngineErrc::Crypto, "could not create a key exchange for gateway \"" + gw.name + "\""}};
+    }
+    return {};
+}
+
+void Engine::Impl::build_init_request(IkeSa& sa) {
+    const GatewayConfig* gw = gateway(sa.gateway);
+    // RFC 7296 2.6: a retry after COOKIE keeps every other payload unchanged.
+    if (sa.nonce_i.empty()) sa.nonce_i = random_nonce();
+    if (!sa.ke || sa.ke->group() != sa.group) {
+        auto ke = crypto::KeyExchange::generate(sa.group);
+        if (!ke) {
+            destroy(sa, ke.error().message, true);
+            return;
+        }
+        sa.ke.emplace(std::move(ke).value());
+    }
+    std::vector<Payload> p;
+    if (!sa.cookie.empty()) p.push_back(wire::make_notify(NotifyType::Cookie, sa.cookie));
+    p.push_back({PayloadType::Sa, false, ike_sa_payload(gw->ike_proposals, {})});
+    p.push_back({PayloadType::Ke, false,
+                 wire::KePayload{static_cast<std::uint16_t>(sa.group), {sa.ke->public_value().begin(), sa.ke->public_value().end()}}});
+    p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_i}});
+    for (auto& n : nat_detection(sa, 0)) p.push_back(std::move(n));
+    if (gw->fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
+    sa.next_request_id = 0;
+    sa.active.reset();
+    transition(sa, SaState::InitSent);
+    send_request(sa, Task{TaskKind::IkeInit}, ExchangeType::IkeSaInit, p);
+    sa.init_request = sa.active->packets.front();
+}
+
+void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& remote, const OuterMessage& m, Datagram raw) {
+    const wire::Header& h = m.header;
+    if (h.spi_r != 0 || h.message_id != 0 || !wire::check_rules(h, m.encrypted, m.plain)) {
+        ++stats.dropped;
+        return;
+    }
+    // RFC 7296 2.1: a retransmitted IKE_SA_INIT gets the same answer, not a new SA.
+    if (auto it = half_open_by_spi_i.find(h.spi_i); it != half_open_by_spi_i.end()) {
+        IkeSa* sa = find(it->second);
+        if (sa && sa->remote.addr == remote.addr && std::equal(raw.begin(), raw.end(), sa->init_request.begin(), sa->init_request.end()))
+            for (const auto& pkt : sa->last_response) send_raw(sa->local, sa->remote, pkt);
+        else
+            ++stats.dropped;
+        return;
+    }
+    const GatewayConfig* gw = gateway_for_peer(local, remote);
+    if (!gw) {
+        ++stats.dropped;
+        return;
+    }
+    Message msg{h, m.plain};
+    const auto* ni = msg.get<wire::NoncePayload>(PayloadType::Nonce);
+    const auto* kei = msg.get<wire::KePayload>(PayloadType::Ke);
+    const auto* sai = msg.get<wire::SaPayload>(PayloadType::Sa);
+
+    // RFC 7296 2.6: under half-open load, ask for a stateless cookie first.
+    if (half_open() >= opts.cookie_threshold) {
+        const auto spi = be64(h.spi_i);
+        auto hash = crypto::sha256({ni->data, std::span(remote.addr.bytes.data(), remote.addr.size()), spi, cookie_secret});
+        std::vector<std::uint8_t> cookie{cookie_version};
+        cookie.insert(cookie.end(), hash.begin(), hash.end());
+        const auto* got = msg.notify(NotifyType::Cookie);
+        const bool first = !m.plain.empty() && std::holds_alternative<wire::NotifyPayload>(m.plain.front().body) &&
+                           std::get<wire::NotifyPayload>(m.plain.front().body).type == NotifyType::Cookie;
+        if (!got || !first || !ct_equal(got->data, cookie)) {
+            ++stats.cookies_sent;
+            stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::Cookie, cookie));
+            return;
+        }
+    }
+    if (half_open() >= opts.max_half_open) {
+        ++stats.dropped;
+        return;
+    }
+    auto sel = select_ike(gw->ike_proposals, *sai, kei->group);
+    if (!sel) {
+        stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::NoProposalChosen));
+        return;
+    }
+    if (kei->group != static_cast<std::uint16_t>(sel->group)) {
+        // RFC 7296 1.3: tell the initiator which group we selected.
+        ++stats.invalid_ke_sent;
+        const auto g = static_cast<std::uint16_t>(sel->group);
+        stateless_reply(*this, local, remote, h,
+                        wire::make_notify(NotifyType::InvalidKePayload, {std::uint8_t(g >> 8), std::uint8_t(g)}));
+        return;
+    }
+    auto ke = crypto::KeyExchange::generate(sel->group);
+    if (!ke) {
+        stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::NoProposalChosen));
+        return;
+    }
+    auto g_ir = ke->derive(kei->data);
+    if (!g_ir) {
+        stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::InvalidSyntax));
+        return;
+    }
+
+    // <-- HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]
+    IkeSa& sa = new_sa(*gw, false);
+    sa.spi_i = h.spi_i;
+    sa.local = local;
+    if (unspecified(sa.local.addr)) sa.local.addr = gw->local.addr;
+    sa.remote = remote;
+    sa.encr = sel->encr;
+    sa.prf_alg = sel->prf;
+    sa.group = sel->group;
+    sa.prf.emplace(sel->prf);
+    sa.nonce_i = ni->data;
+    sa.nonce_r = random_nonce();
+    sa.init_request.assign(raw.begin(), raw.end());
+    sa.fragmentation = gw->fragmentation && msg.notify(NotifyType::FragmentationSupported);
+    check_nat(sa, m.plain, 0);
+    auto skeyseed = keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *g_ir);
+    auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
+    if (!keys) {
+        destroy(sa, keys.error().message, true);
+        return;
+    }
+    sa.crypter = wire::SkCrypter::create(keys->sk_er.view(), keys->sk_ei.view());
+    sa.sk_d = std::move(keys->sk_d);
+    sa.sk_pi = std::move(keys->sk_pi);
+    sa.sk_pr = std::move(keys->sk_pr);
+    std::vector<Payload> p;
+    p.push_back({PayloadType::Sa, false, selected_ike_payload(*sel, {})});
+    p.push_back({PayloadType::Ke, false,
+                 wire::KePayload{static_cast<std::uint16_t>(sa.group), {ke->public_value().begin(), ke->public_value().end()}}});
+    p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_r}});
+    for (auto& n : nat_detection(sa, sa.spi_r)) p.push_back(std::move(n));
+    if (sa.fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
+    send_response(sa, ExchangeType::IkeSaInit, 0, p);
+    sa.init_response = sa.last_response.front();
+    sa.expected_request = 1;
+    transition(sa, SaState::InitDone);
+    half_open_by_spi_i[sa.spi_i] = sa.spi_r;
+}
+
+void Engine::Impl::process_init_response(IkeSa& sa, const OuterMessage& m, Datagram raw) {
+    const wire::Header& h = m.header;
+    if (sa.state != SaState::InitSent || !sa.active || h.message_id != 0 || !wire::check_rules(h, m.encrypted, m.plain)) {
+        ++stats.dropped;
+        return;
+    }
+    const GatewayConfig* gw = gateway(sa.gateway);
+    Message msg{h, m.plain};
+    if (const auto* c = msg.notify(NotifyType::Cookie)) {
+        // RFC 7296 2.6: retry with the cookie as the first payload.
+        if (sa.init_retries++ >= kMaxInitRetries || c->data.empty() || c->data.size() > 64) {
+            destroy(sa, "responder keeps asking for cookies", true);
+            return;
+        }
+        sa.cookie = c->data;
+        build_init_request(sa);
+        return;
+    }
+    if (const auto* n = msg.notify(NotifyType::InvalidKePayload)) {
+        // RFC 7296 1.3: restart with the group the responder selected, if we offered it.
+        const auto g = n->data.size() == 2 ? static_cast<crypto::KeGroup>(n->data[0] << 8 | n->data[1]) : crypto::KeGroup::None;
+        bool offered = false;
+        for (const auto& p : gw->ike_proposals)
+            for (auto k : p.ke) offered |= k == g;
+        if (!offered || g == sa.group || sa.init_retries++ >= kMaxInitRetries) {
+            destroy(sa, "INVALID_KE_PAYLOAD asks for a group we did not offer", true);
+            return;
+        }
+        sa.group = g;
+        build_init_request(sa);
+        return;
+    }
+    if (const auto* e = msg.first_error()) {
+        destroy(sa, "peer answered IKE_SA_INIT with " + wire::to_string(e->type), true);
+        return;
+    }
+    const auto* sar = msg.get<wire::SaPayload>(PayloadType::Sa);
+    const auto* ker = msg.get<wire::KePayload>(PayloadType::Ke);
+    const auto* nr = msg.get<wire::NoncePayload>(PayloadType::Nonce);
+    auto sel = accept_ike(gw->ike_proposals, *sar);
+    if (!sel || sel->group != sa.group || ker->group != static_cast<std::uint16_t>(sa.group) || h.spi_r == 0) {
+        destroy(sa, "IKE_SA_INIT response selects a proposal or group we did not offer", true);
+        return;
+    }
+    auto g_ir = sa.ke->derive(ker->data);
+    if (!g_ir) {
+        destroy(sa, "responder KE: " + g_ir.error().message, true);
+        return;
+    }
+    sa.active.reset();
+    sa.spi_r = h.spi_r;
+    sa.encr = sel->encr;
+    sa.prf_alg = sel->prf;
+    sa.prf.emplace(sel->prf);
+    sa.nonce_r = nr->data;
+    sa.init_response.assign(raw.begin(), raw.end());
+    sa.ke.reset();
+    sa.fragmentation = gw->fragmentation && msg.notify(NotifyType::FragmentationSupported);
+    check_nat(sa, m.plain, h.spi_r);
+    auto skeyseed = keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *g_ir);
+    auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
+    if (!keys) {
+        destroy(sa, keys.error().message, true);
+        return;
+    }
+    sa.crypter = wire::SkCrypter::create(keys->sk_ei.view(), keys->sk_er.view());
+    sa.sk_d = std::move(keys->sk_d);
+    sa.sk_pi = std::move(keys->sk_pi);
+    sa.sk_pr = std::move(keys->sk_pr);
+    if (use_encap(sa)) {
+        // RFC 7296 2.23: behind a NAT, IKE_AUTH and everything after use port 4500.
+        sa.local.port = 4500;
+        sa.remote.port = 4500;
+    }
+    transition(sa, SaState::AuthSent);
+    build_auth_request(sa);
+}
+
+}  // namespace qkd::ike
