@@ -11,13 +11,17 @@
 //    on_datagram unchanged, and the others (ESP) to the data plane. NAT keepalives (0xFF) are
 //    ignored.
 //  * child_sa_up gives both directions of a new child SA. child_sa_rekeyed(old, new): install
-//    `new` (both directions), move outbound traffic to it, then remove `old`; the engine forgets
-//    `old` after the call. child_sa_down: remove the pair.
+//    `new` (both directions) and move outbound traffic to it, but KEEP old's inbound SA: packets
+//    the peer sent on `old` may still arrive. The engine calls child_sa_down(old) once the
+//    DELETE exchange for `old` completes (RFC 7296 2.8); then remove `old` entirely.
+//    child_sa_down: remove both directions of that SA.
+//  * on_datagram's `local` must be the real local address the datagram arrived on (or the
+//    configured one); an unspecified 0.0.0.0 is replaced by the gateway's local address.
 //  * on_child_sa_expired(spi_in, hard): a kernel (xfrm) expiry event for the inbound SPI; soft
 //    starts a rekey, hard deletes the child SA.
 //
 // Changes after first publication are listed here:
-//  - (none yet)
+//  - 12:50 child_sa_rekeyed semantics spelled out (old inbound stays until child_sa_down(old)).
 #include <chrono>
 #include <cstdint>
 #include <memory>
