@@ -4,7 +4,10 @@
 //   server share   = ML-KEM-768 ciphertext (1088) || X25519 public key (32)
 //   shared secret  = ML-KEM-768 K (32) || X25519 shared secret (32)
 // The ML-KEM part comes first in every field (unlike the other hybrid groups of the draft).
+#include <openssl/evp.h>
+
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,11 +24,16 @@ inline constexpr std::size_t kClientShareSize = kMlKemEkSize + kX25519Size;  // 
 inline constexpr std::size_t kServerShareSize = kMlKemCtSize + kX25519Size;  // 1120
 inline constexpr std::size_t kSecretSize = 64;
 
-// The client's ephemeral key pair.
+struct PkeyDeleter {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+
+// The client's ephemeral key pair. The X25519 private key stays inside OpenSSL's EVP_PKEY
+// (wiped by OpenSSL on free), which saves re-deriving its public key at decapsulation.
 struct ClientKey {
-    std::vector<std::uint8_t> share;  // client key share (public)
-    qkd::SecretBytes mlkem_dk;        // ML-KEM-768 decapsulation key
-    qkd::SecretBytes x25519_priv;     // X25519 private scalar
+    std::vector<std::uint8_t> share;                   // client key share (public)
+    qkd::SecretBytes mlkem_dk;                         // ML-KEM-768 decapsulation key
+    std::unique_ptr<EVP_PKEY, PkeyDeleter> x25519;     // X25519 key pair
 };
 
 struct Encapsulated {
