@@ -54,7 +54,8 @@ TEST(HybridKem, AllZeroX25519SecretIsRefused) {
     // u = 0 is a low-order point: X25519 with it is all zero (Wycheproof ZeroSharedSecret).
     for (std::size_t i = kMlKemEkSize; i < kClientShareSize; ++i) bad[i] = 0;
     EXPECT_FALSE(encapsulate(bad).ok());
-    // Same on the client side with a server share whose X25519 key is u = 1 (order 1... all zero).
+    // Same on the client side with a server share whose X25519 key is u = 1, another low-order
+    // point (clamped scalars are multiples of 8, so the result is zero).
     auto enc = encapsulate(client->share);
     ASSERT_TRUE(enc.ok());
     auto share = enc->server_share;
