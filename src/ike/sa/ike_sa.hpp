@@ -70,6 +70,17 @@ struct Outstanding {
     TimePoint next_send{};
 };
 
+// RFC 7383 2.6: fragments of one message being received (bounded by kMaxFragments and
+// kMaxMessageSize).
+struct Reassembly {
+    std::uint32_t message_id = 0;
+    bool response = false;
+    std::uint16_t total = 0;
+    wire::PayloadType first = wire::PayloadType::None;
+    std::vector<std::optional<std::vector<std::uint8_t>>> parts;
+    std::size_t bytes = 0;
+};
+
 struct IkeSa {
     std::uint64_t id = 0;
     std::string gateway;
@@ -101,14 +112,6 @@ struct IkeSa {
     std::optional<Outstanding> active;
     std::deque<Task> queue;
     // RFC 7383 reassembly: fragments of the message being received
-    struct Reassembly {
-        std::uint32_t message_id = 0;
-        bool response = false;
-        std::uint16_t total = 0;
-        wire::PayloadType first = wire::PayloadType::None;
-        std::vector<std::optional<std::vector<std::uint8_t>>> parts;
-        std::size_t bytes = 0;
-    };
     std::optional<Reassembly> reassembly;
 
     // Child SA created in IKE_AUTH (initiator side, before the response)
