@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     std::uint32_t spi_out = 0, spi_in = 0, replay = 128, reqid = 1;
     unsigned mtu = 1400;
     std::uint16_t udp_port = 0;
-    bool esn = false;
+    bool esn = false, no_offload = false;
     std::uint64_t soft_packets = 0, hard_packets = 0;
     unsigned linger_ms = 1000;
     app.add_option("--backend", backend, "auto | userspace | xfrm")->capture_default_str();
@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
     app.add_option("--reqid", reqid, "reqid")->capture_default_str();
     app.add_option("--udp-encap", udp_port, "RFC 3948 UDP encapsulation on this port (both ends)");
     app.add_flag("--esn", esn, "64-bit extended sequence numbers");
+    app.add_flag("--no-offload", no_offload, "TUN without IFF_VNET_HDR/TSO (one read per inner packet)");
     app.add_option("--soft-packets", soft_packets, "soft packet lifetime (expire event)");
     app.add_option("--hard-packets", hard_packets, "hard packet lifetime");
     app.add_option("--linger-ms", linger_ms, "old inbound SA kept this long after a rekey")->capture_default_str();
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
     DataPlaneOptions opt;
     opt.tun_name = tun;
     opt.tun_mtu = mtu;
+    opt.tun_offload = !no_offload;
     if (!tun_addr.empty()) opt.tun_address = must(IpAddress::parse(tun_addr), "--tun-address");
     opt.on_expire = [](const ExpiryEvent& e) {
         std::printf("{\"expire\":%u,\"hard\":%s}\n", e.sa.spi, e.hard ? "true" : "false");

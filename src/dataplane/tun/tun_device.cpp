@@ -17,7 +17,8 @@ unsigned char family_of(const IpAddress& a) { return a.family == IpAddress::Fami
 }  // namespace
 
 DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, unsigned mtu,
-                                                     const std::optional<IpAddress>& address) {
+                                                     const std::optional<IpAddress>& address, bool offload,
+                                                     unsigned txqueuelen) {
     if (name.empty() || name.size() >= IFNAMSIZ)
         return Err{DpError{DpErrc::invalid_argument,
                            "TUN name '" + name + "': expected 1.." + std::to_string(IFNAMSIZ - 1) + " characters"}};
@@ -29,10 +30,15 @@ DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, un
     t->fd_ = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);  // the data threads poll
     if (t->fd_ < 0) return Err{DpError{DpErrc::os_error, "open /dev/net/tun: " + errno_text(errno)}};
     ifreq ifr{};
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
     std::memcpy(ifr.ifr_name, name.data(), name.size());
     if (::ioctl(t->fd_, TUNSETIFF, &ifr) < 0)
         return Err{DpError{DpErrc::os_error, "TUNSETIFF '" + name + "': " + errno_text(errno)}};
+    if (offload) {
+        t->vnet_hdr_ = true;
+        // Best effort: without these the header is still there, only always "no offload".
+        (void)::ioctl(t->fd_, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
+    }
     t->ifindex_ = static_cast<int>(if_nametoindex(name.c_str()));
     if (t->ifindex_ == 0) return Err{DpError{DpErrc::os_error, "if_nametoindex '" + name + "': " + errno_text(errno)}};
 
@@ -48,6 +54,7 @@ DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, un
     ifm->ifi_flags = IFF_UP;
     ifm->ifi_change = IFF_UP;
     mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+    if (txqueuelen) mnl_attr_put_u32(nlh, IFLA_TXQLEN, txqueuelen);
     if (auto r = t->rtnl_->request(nlh, "set " + name + " up, mtu " + std::to_string(mtu)); !r) return Err{r.error()};
 
     if (address) {

@@ -12,8 +12,12 @@ namespace qkd::dp {
 class TunDevice {
 public:
     // Creates (or attaches to) the device, sets the MTU, brings it up, optionally adds `address`.
+    // With `offload`, IFF_VNET_HDR + TUNSETOFFLOAD(CSUM, TSO4, TSO6): every read and write
+    // carries a vnet_hdr_len-octet virtio_net_hdr in front of the packet (see gso.hpp).
     static DpResult<std::unique_ptr<TunDevice>> open(const std::string& name, unsigned mtu,
-                                                     const std::optional<IpAddress>& address);
+                                                     const std::optional<IpAddress>& address,
+                                                     bool offload = false, unsigned txqueuelen = 0);
+    bool vnet_hdr() const { return vnet_hdr_; }
     ~TunDevice();
     TunDevice(const TunDevice&) = delete;
     TunDevice& operator=(const TunDevice&) = delete;
@@ -31,6 +35,7 @@ private:
     TunDevice() = default;
     DpResult<void> route(const IpPrefix& dst, bool add);
     int fd_ = -1;
+    bool vnet_hdr_ = false;
     int ifindex_ = 0;
     std::string name_;
     std::optional<IpAddress> address_;

@@ -26,6 +26,7 @@
 
 #include "netlink.hpp"
 #include "qkd/dataplane/esp_sa.hpp"
+#include "qkd/dataplane/gso.hpp"
 #include "qkd/dataplane/inner_packet.hpp"
 #include "tun/tun_device.hpp"
 
@@ -99,7 +100,7 @@ private:
 };
 
 DpResult<void> UserspaceDataPlane::start() {
-    auto tun = TunDevice::open(opt_.tun_name, opt_.tun_mtu, opt_.tun_address);
+    auto tun = TunDevice::open(opt_.tun_name, opt_.tun_mtu, opt_.tun_address, opt_.tun_offload, opt_.tun_txqueuelen);
     if (!tun) return Err{tun.error()};
     tun_ = std::move(*tun);
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -283,6 +284,14 @@ void UserspaceDataPlane::deliver_inbound(EspSa& sa, std::span<std::uint8_t> esp)
     auto p = parse_inner_packet(inner);
     // RFC 4301 5.2 step 4: the decrypted packet must match the SA's selectors.
     if (!p || p->next_header != nh || !any_selector_matches_in(sa.spec().selectors, *p)) return;
+    if (tun_->vnet_hdr()) {
+        // The ESP header and IV in front of the inner packet are spent: the (all-zero, "no
+        // offload, checksum complete") virtio_net_hdr goes there.
+        std::uint8_t* h = inner.data() - vnet_hdr_len;
+        std::memset(h, 0, vnet_hdr_len);
+        (void)!::write(tun_->fd(), h, inner.size() + vnet_hdr_len);
+        return;
+    }
     (void)!::write(tun_->fd(), inner.data(), inner.size());
 }
 
@@ -307,63 +316,90 @@ DpResult<void> UserspaceDataPlane::handle_udp_esp(std::span<const std::uint8_t> 
 
 void UserspaceDataPlane::outbound_loop() {
     std::vector<std::vector<std::uint8_t>> bufs(batch_size, std::vector<std::uint8_t>(packet_buf_size));
+    std::vector<std::uint8_t> rd(packet_buf_size);
     mmsghdr msgs[batch_size];
     iovec iovs[batch_size];
     sockaddr_in dsts[batch_size];
     std::uint64_t gen = 0;
     std::shared_ptr<const Tables> t = snapshot(&gen);
+    const bool vnet = tun_->vnet_hdr();
+    const std::size_t hdr = vnet ? vnet_hdr_len : 0;
     const std::size_t max_inner = packet_buf_size - esp_max_overhead;
-    pollfd pfd[2] = {{tun_->fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    while (!stopping_.load(std::memory_order_relaxed)) {
-        if (::poll(pfd, 2, 500) <= 0) continue;
-        if (pfd[1].revents) break;
-        if (generation_.load(std::memory_order_acquire) != gen) t = snapshot(&gen);
-        unsigned n = 0;
-        while (n < batch_size) {
-            std::uint8_t* b = bufs[n].data();
-            const ssize_t r = ::read(tun_->fd(), b + esp_prefix_len, max_inner);
-            if (r <= 0) break;
-            auto inner = std::span<const std::uint8_t>(b + esp_prefix_len, static_cast<std::size_t>(r));
-            auto p = parse_inner_packet(inner);
-            if (!p) continue;
-            const PolicySpec* pol = nullptr;
-            for (const auto& q : t->policies)
-                if (selector_matches_out(q.selector, *p)) {
-                    pol = &q;
-                    break;
-                }
-            if (!pol) continue;  // routed to the TUN but no policy: drop
-            auto sit = t->out_by_reqid.find(pol->reqid);
-            if (sit == t->out_by_reqid.end()) continue;  // no SA yet (IKE still negotiating)
-            EspSa& sa = *sit->second;
-            std::size_t len = 0;
-            if (sa.encrypt_in_place(std::span(b, packet_buf_size), inner.size(), p->next_header, &len) != EspStatus::ok)
-                continue;
-            const auto& spec = sa.spec();
-            if (spec.encap) {
-                opt_.udp_sender(UdpEndpoint{spec.outer_src, spec.encap->src_port},
-                                UdpEndpoint{spec.outer_dst, spec.encap->dst_port}, std::span(b, len));
-                continue;
-            }
-            sockaddr_in& d = dsts[n];
-            d = sockaddr_in{};
-            d.sin_family = AF_INET;
-            std::memcpy(&d.sin_addr, spec.outer_dst.bytes.data(), 4);
-            iovs[n] = iovec{b, len};
-            msgs[n] = mmsghdr{};
-            msgs[n].msg_hdr.msg_name = &d;
-            msgs[n].msg_hdr.msg_namelen = sizeof d;
-            msgs[n].msg_hdr.msg_iov = &iovs[n];
-            msgs[n].msg_hdr.msg_iovlen = 1;
-            ++n;
-        }
-        // The TUN fd is non-blocking (see below): read() ends the batch with EAGAIN.
+    unsigned n = 0;
+
+    auto flush = [&] {
         unsigned sent = 0;
         while (sent < n) {
             const int s = ::sendmmsg(raw_fd_, msgs + sent, n - sent, 0);
             if (s <= 0) break;  // ENOBUFS etc.: drop the rest, TCP recovers
             sent += static_cast<unsigned>(s);
         }
+        n = 0;
+    };
+    // The inner packet is in bufs[n] at esp_prefix_len: SPD lookup, encrypt, queue.
+    auto emit = [&](std::size_t inner_len) {
+        std::uint8_t* b = bufs[n].data();
+        auto p = parse_inner_packet(std::span<const std::uint8_t>(b + esp_prefix_len, inner_len));
+        if (!p) return;
+        const PolicySpec* pol = nullptr;
+        for (const auto& q : t->policies)
+            if (selector_matches_out(q.selector, *p)) {
+                pol = &q;
+                break;
+            }
+        if (!pol) return;  // routed to the TUN but no policy: drop
+        auto sit = t->out_by_reqid.find(pol->reqid);
+        if (sit == t->out_by_reqid.end()) return;  // no SA yet (IKE still negotiating)
+        EspSa& sa = *sit->second;
+        std::size_t len = 0;
+        if (sa.encrypt_in_place(std::span(b, packet_buf_size), inner_len, p->next_header, &len) != EspStatus::ok)
+            return;
+        const auto& spec = sa.spec();
+        if (spec.encap) {
+            opt_.udp_sender(UdpEndpoint{spec.outer_src, spec.encap->src_port},
+                            UdpEndpoint{spec.outer_dst, spec.encap->dst_port}, std::span(b, len));
+            return;
+        }
+        sockaddr_in& d = dsts[n];
+        d = sockaddr_in{};
+        d.sin_family = AF_INET;
+        std::memcpy(&d.sin_addr, spec.outer_dst.bytes.data(), 4);
+        iovs[n] = iovec{b, len};
+        msgs[n] = mmsghdr{};
+        msgs[n].msg_hdr.msg_name = &d;
+        msgs[n].msg_hdr.msg_namelen = sizeof d;
+        msgs[n].msg_hdr.msg_iov = &iovs[n];
+        msgs[n].msg_hdr.msg_iovlen = 1;
+        if (++n == batch_size) flush();
+    };
+
+    pollfd pfd[2] = {{tun_->fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    while (!stopping_.load(std::memory_order_relaxed)) {
+        if (::poll(pfd, 2, 500) <= 0) continue;
+        if (pfd[1].revents) break;
+        if (generation_.load(std::memory_order_acquire) != gen) t = snapshot(&gen);
+        // The TUN fd is non-blocking: read until EAGAIN or a batch worth of reads.
+        for (unsigned reads = 0; reads < batch_size; ++reads) {
+            const ssize_t r = ::read(tun_->fd(), rd.data(), std::min(rd.size(), max_inner + hdr));
+            if (r <= static_cast<ssize_t>(hdr)) break;
+            auto pkt = std::span<std::uint8_t>(rd.data() + hdr, static_cast<std::size_t>(r) - hdr);
+            VnetHdr h;
+            if (vnet) h = VnetHdr::decode(std::span<const std::uint8_t, vnet_hdr_len>(rd.data(), vnet_hdr_len));
+            if (h.gso_type != 0) {
+                auto count = gso_segment_count(h, pkt);
+                if (!count) continue;
+                for (std::size_t i = 0; i < *count; ++i) {
+                    auto seg = gso_build_segment(h, pkt, i,
+                                                 std::span(bufs[n].data() + esp_prefix_len, max_inner));
+                    if (seg) emit(*seg);
+                }
+                continue;
+            }
+            if (!finish_partial_checksum(h, pkt)) continue;
+            std::memcpy(bufs[n].data() + esp_prefix_len, pkt.data(), pkt.size());
+            emit(pkt.size());
+        }
+        flush();
     }
 }
 

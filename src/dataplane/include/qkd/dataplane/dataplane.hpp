@@ -15,6 +15,7 @@
 // Changes after first publication are listed here.
 //   - switch_outbound() added (step 2 of a two-step rekey); rekey_sa_pair() is now a non-virtual
 //     helper = install_sa(new_in) + switch_outbound(...). Callers are unaffected.
+//   - DataPlaneOptions: tun_offload, tun_txqueuelen added (defaults need no change by callers).
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -165,6 +166,9 @@ struct DataPlaneOptions {
     std::string tun_name = "qkd0";    // created if missing (IFF_TUN | IFF_NO_PI)
     unsigned tun_mtu = 1400;          // inner MTU; outer packets are up to ~tun_mtu + 73 bytes
     std::optional<IpAddress> tun_address;  // optional address put on the TUN device (IPv4 /32)
+    bool tun_offload = true;          // IFF_VNET_HDR + TSO: the kernel hands us 64 KiB TCP super-packets
+                                      // which the data plane segments itself (wire format unchanged)
+    unsigned tun_txqueuelen = 2000;   // TUN queue (kernel -> data plane); 500 drops under TCP bursts
     bool raw_esp_socket = true;       // open a raw IPPROTO_ESP socket for non-encapsulated SAs
     UdpSender udp_sender;             // required for SAs with encap
     // both backends
