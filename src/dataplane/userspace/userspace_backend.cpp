@@ -26,6 +26,7 @@
 
 #include "netlink.hpp"
 #include "qkd/dataplane/esp_sa.hpp"
+#include "qkd/dataplane/gro.hpp"
 #include "qkd/dataplane/gso.hpp"
 #include "qkd/dataplane/inner_packet.hpp"
 #include "tun/tun_device.hpp"
@@ -79,6 +80,7 @@ private:
     void inbound_loop();
     void housekeeping_loop();
     void deliver_inbound(EspSa& sa, std::span<std::uint8_t> esp);
+    std::span<std::uint8_t> open_inbound(EspSa& sa, std::span<std::uint8_t> esp);
 
     DataPlaneOptions opt_;
     std::unique_ptr<TunDevice> tun_;
@@ -276,14 +278,20 @@ void UserspaceDataPlane::flush() {
     publish_locked();
 }
 
-void UserspaceDataPlane::deliver_inbound(EspSa& sa, std::span<std::uint8_t> esp) {
+std::span<std::uint8_t> UserspaceDataPlane::open_inbound(EspSa& sa, std::span<std::uint8_t> esp) {
     std::size_t inner_len = 0;
     std::uint8_t nh = 0;
-    if (sa.decrypt_in_place(esp, &inner_len, &nh) != EspStatus::ok) return;  // counted in the SA
+    if (sa.decrypt_in_place(esp, &inner_len, &nh) != EspStatus::ok) return {};  // counted in the SA
     auto inner = esp.subspan(esp_prefix_len, inner_len);
     auto p = parse_inner_packet(inner);
     // RFC 4301 5.2 step 4: the decrypted packet must match the SA's selectors.
-    if (!p || p->next_header != nh || !any_selector_matches_in(sa.spec().selectors, *p)) return;
+    if (!p || p->next_header != nh || !any_selector_matches_in(sa.spec().selectors, *p)) return {};
+    return inner;
+}
+
+void UserspaceDataPlane::deliver_inbound(EspSa& sa, std::span<std::uint8_t> esp) {
+    auto inner = open_inbound(sa, esp);
+    if (inner.empty()) return;
     if (tun_->vnet_hdr()) {
         // The ESP header and IV in front of the inner packet are spent: the (all-zero, "no
         // offload, checksum complete") virtio_net_hdr goes there.
@@ -409,6 +417,9 @@ void UserspaceDataPlane::inbound_loop() {
     iovec iovs[batch_size];
     std::uint64_t gen = 0;
     std::shared_ptr<const Tables> t = snapshot(&gen);
+    const int tun_fd = tun_->fd();
+    TcpCoalescer gro([tun_fd](std::span<const std::uint8_t> w) { (void)!::write(tun_fd, w.data(), w.size()); });
+    const bool vnet = tun_->vnet_hdr();
     pollfd pfd[2] = {{raw_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     while (!stopping_.load(std::memory_order_relaxed)) {
         if (::poll(pfd, 2, 500) <= 0) continue;
@@ -434,8 +445,14 @@ void UserspaceDataPlane::inbound_loop() {
                                       (std::uint32_t{esp[2]} << 8) | esp[3];
             auto it = t->in_by_spi.find(spi);
             if (it == t->in_by_spi.end()) continue;
-            deliver_inbound(*it->second, esp);
+            if (!vnet) {
+                deliver_inbound(*it->second, esp);
+                continue;
+            }
+            auto inner = open_inbound(*it->second, esp);
+            if (!inner.empty()) gro.add(inner);
         }
+        gro.flush();  // nothing waits beyond the end of a receive batch
     }
 }
 
