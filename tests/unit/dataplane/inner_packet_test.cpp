@@ -96,3 +96,37 @@ TEST(Addresses, ParseAndContain) {
     EXPECT_TRUE(IpPrefix::parse("0.0.0.0/0")->contains(*IpAddress::parse("1.2.3.4")));
     EXPECT_FALSE(IpPrefix::parse("::/0")->contains(*IpAddress::parse("1.2.3.4")));
 }
+
+#include "qkd/dataplane/recording.hpp"
+
+TEST(RecordingDataPlane, RekeyStepsAndPreconditions) {
+    RecordingDataPlane dp;
+    auto spec = [](Direction d, std::uint32_t spi) {
+        SaSpec s;
+        s.direction = d;
+        s.spi = spi;
+        s.reqid = 7;
+        s.key = qkd::SecretBytes(32);
+        s.salt = qkd::SecretBytes(4);
+        return s;
+    };
+    ASSERT_TRUE(dp.install_sa(spec(Direction::inbound, 0x1001)).ok());
+    ASSERT_TRUE(dp.install_sa(spec(Direction::outbound, 0x2001)).ok());
+    EXPECT_EQ(dp.install_sa(spec(Direction::inbound, 0x1001)).error().code, DpErrc::exists);
+    auto no_reqid = spec(Direction::inbound, 0x1002);
+    no_reqid.reqid = 0;
+    EXPECT_EQ(dp.install_sa(std::move(no_reqid)).error().code, DpErrc::invalid_argument);
+    ASSERT_TRUE(dp.rekey_sa_pair(SaId{Direction::inbound, 0x1001, {}}, SaId{Direction::outbound, 0x2001, {}},
+                                 spec(Direction::inbound, 0x1101), spec(Direction::outbound, 0x2101))
+                    .ok());
+    auto calls = dp.calls();
+    ASSERT_EQ(calls.size(), 6u);
+    EXPECT_EQ(calls[2], "install_sa in 0x00001101");  // new inbound first
+    EXPECT_EQ(calls[3], "install_sa out 0x00002101");
+    EXPECT_EQ(calls[4], "remove_sa out 0x00002001");
+    EXPECT_EQ(calls[5], "switch_outbound 0x00002001 -> 0x00002101");
+    ASSERT_EQ(dp.pending_removals().size(), 1u);
+    EXPECT_EQ(dp.pending_removals()[0].spi, 0x1001u);
+    EXPECT_EQ(dp.sas().size(), 3u);  // old inbound lingers until removed
+    EXPECT_EQ(dp.remove_sa(SaId{Direction::outbound, 0x2001, {}}).error().code, DpErrc::not_found);
+}

@@ -68,7 +68,7 @@ run_pair() {  # NAME BACKEND_A BACKEND_B [extra...]
   [ "$ba" = xfrm ] && ip -n $A route replace 10.88.2.0/24 via 10.77.0.2 src 10.88.1.1
   [ "$bb" = xfrm ] && ip -n $B route replace 10.88.1.0/24 via 10.77.0.1 src 10.88.2.1
   if [ "$ba" = xfrm ]; then
-    ip -n $A xfrm state | grep -q 'rfc4106(gcm(aes))' && ok "$name: SA in A's kernel is rfc4106(gcm(aes))" \
+    grep -q 'rfc4106(gcm(aes))' <<<"$(ip -n $A xfrm state)" && ok "$name: SA in A's kernel is rfc4106(gcm(aes))" \
       || bad "$name: no rfc4106 SA in A's kernel"
     [ "$(ip -n $A xfrm policy | grep -c '^src')" = 3 ] && ok "$name: out/in/fwd policies in A's kernel" \
       || bad "$name: expected 3 policies in A, got: $(ip -n $A xfrm policy | grep -c '^src')"
@@ -111,13 +111,13 @@ if wait_ready a && wait_ready b; then
   sleep 1.5
   kill -USR1 "${pids[0]}" "${pids[1]}"; sleep 0.5; kill -USR2 "${pids[0]}" "${pids[1]}"
   wait $pp
-  if grep -q ' 0% packet loss' "$tmp/ping_rekey.log" && ip -n $A xfrm state | grep -q 'spi 0x00001101'; then
+  if grep -q ' 0% packet loss' "$tmp/ping_rekey.log" && grep -q 'spi 0x00001101' <<<"$(ip -n $A xfrm state)"; then
     ok "kernel rekey: 0% loss, traffic on SA 0x1101"
   else
     bad "kernel rekey: $(grep loss "$tmp/ping_rekey.log"); states: $(ip -n $A xfrm state | grep spi | tr '\n' ' ')"
   fi
   sleep 1
-  ip -n $A xfrm state | grep -q 'spi 0x00002001' && bad "kernel rekey: old inbound SA 0x2001 still present after linger" \
+  grep -q 'spi 0x00002001' <<<"$(ip -n $A xfrm state)" && bad "kernel rekey: old inbound SA 0x2001 still present after linger" \
     || ok "kernel rekey: old inbound SA removed after linger"
 else
   bad "kernel rekey: ends did not start"
