@@ -171,9 +171,10 @@ Result<SecretBytes, CryptoError> KeyExchange::derive(std::span<const std::uint8_
         BN_free(y);
         if (r != 1 || !peer_key.p)
             return Err{CryptoError{CryptoErrc::InvalidPeerValue, std::string(gi->group_name) + " public value rejected"}};
-        // Point on the curve / 1 < y < p-1 (RFC 7296 5.12 asks for this check).
+        // Point on the curve and not at infinity / 1 < y < p-1 (RFC 7296 5.12). The "quick" check
+        // skips the order multiplication, which cofactor-1 NIST curves do not need.
         PkeyCtx check{EVP_PKEY_CTX_new_from_pkey(nullptr, peer_key.p, nullptr)};
-        if (!check.p || EVP_PKEY_public_check(check.p) != 1)
+        if (!check.p || EVP_PKEY_public_check_quick(check.p) != 1)
             return Err{CryptoError{CryptoErrc::InvalidPeerValue,
                                    std::string(gi->group_name) + " public value fails the validity check"}};
     }
