@@ -20,6 +20,17 @@ ike::Endpoint to_ike(const UdpAddr& a) {
                          a.port};
 }
 std::string spi_hex(std::uint32_t v) { return fmt::format("{:08x}", v); }
+
+// For trace logs: "IKE_AUTH request mid 1" from the RFC 7296 3.1 header (after a non-ESP marker).
+std::string ike_summary(std::span<const std::uint8_t> d) {
+    if (d.size() >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 0) d = d.subspan(4);
+    if (d.size() < 28) return "short";
+    const unsigned exch = d[18], flags = d[19];
+    const unsigned mid = (unsigned{d[20]} << 24) | (unsigned{d[21]} << 16) | (unsigned{d[22]} << 8) | d[23];
+    const char* names[] = {"IKE_SA_INIT", "IKE_AUTH", "CREATE_CHILD_SA", "INFORMATIONAL"};
+    std::string name = exch >= 34 && exch <= 37 ? names[exch - 34] : "exchange " + std::to_string(exch);
+    return fmt::format("{} {} mid {} first payload {}", name, (flags & 0x20) ? "response" : "request", mid, d[16]);
+}
 DaemonError engine_err(const ike::EngineError& e) { return DaemonError{Errc::engine, e.message}; }
 }  // namespace
 
@@ -90,6 +101,7 @@ void GatewayDaemon::on_udp(const UdpAddr& local, const UdpAddr& remote, std::spa
     const bool natt = local.port == cfg_.daemon.natt_port;
     switch (demux(data, natt)) {
         case UdpKind::ike:
+            spdlog::trace("rx {} bytes from {}:{}: {}", data.size(), ipv4_to_string(remote.addr), remote.port, ike_summary(data));
             engine_->on_datagram(to_ike(local), to_ike(remote), data);
             arm_timer();
             break;
@@ -125,6 +137,7 @@ void GatewayDaemon::arm_timer() {
 }
 
 void GatewayDaemon::send_datagram(const ike::Endpoint& local, const ike::Endpoint& remote, std::span<const std::uint8_t> bytes) {
+    spdlog::trace("tx {} bytes {} -> {}: {}", bytes.size(), local.str(), remote.str(), ike_summary(bytes));
     if (!udp_->send(UdpAddr{v4_of(local.addr), local.port}, UdpAddr{v4_of(remote.addr), remote.port}, bytes))
         spdlog::warn("IKE datagram {} -> {} ({} bytes) could not be sent", local.str(), remote.str(), bytes.size());
 }
