@@ -4,7 +4,10 @@
 // KME ID that does not match.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <memory>
 
 #include "qkd/common/encoding.hpp"
@@ -442,6 +445,115 @@ TEST_F(NginxKme, MissingCertificateFileNamesTheKey) {
     EXPECT_NE(c.error().message.find("local_cert"), std::string::npos);
     EXPECT_NE(c.error().message.find("nope.pem"), std::string::npos);
 }
+
+#ifdef QKDGATE_BIN
+// ---- the qkdgate CLI against the same nginx KME -------------------------------------------------
+
+struct Run {
+    int exit_code = -1;
+    std::string out;
+};
+
+Run qkdgate(const std::string& args) {
+    const std::string cmd = std::string(QKDGATE_BIN) + " -c " + (world->dir / "site" / "qkdgate.toml").string() + " " + args + " 2>&1";
+    Run r;
+    FILE* f = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
+    const int st = ::pclose(f);
+    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+class NginxKmeCli : public NginxKme {
+protected:
+    void SetUp() override {
+        NginxKme::SetUp();
+        if (IsSkipped()) return;
+        fs::create_directories(world->dir / "site");
+        std::ofstream conf(world->dir / "site" / "qkdgate.toml");
+        // Paths relative to the config file's folder, as qkd-kme demo writes them.
+        conf << "[daemon]\nlog_level = \"info\"\n\n[[qkd_profile]]\nname = \"kme-a\"\n"
+             << "kme_url = \"https://127.0.0.1:" << world->port_main << "\"\n"
+             << "local_sae_id = \"SAE_A\"\nlocal_cert = \"../sae_a.pem\"\nlocal_key = \"../sae_a.key\"\n"
+             << "kme_ca_cert = \"../TestKmeCa_ca.pem\"\nkme_cert = \"../kme_a.pem\"\nkme_id = \"KME_A\"\n"
+             << "timeout = 3\nkey_size = 256\n";
+    }
+};
+
+TEST_F(NginxKmeCli, ShowQkdListsProfilesAndCertificates) {
+    auto r = qkdgate("show qkd --json");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["profiles"].size(), 1u);
+    EXPECT_EQ(j["profiles"][0]["name"], "kme-a");
+    EXPECT_EQ(j["profiles"][0]["local_cert"]["subject"], "CN=SAE_A");
+    EXPECT_EQ(j["profiles"][0]["kme_ca_cert"]["subject"], "CN=TestKmeCa");
+    EXPECT_FALSE(j["profiles"][0]["local_cert"]["expired"].get<bool>());
+    auto text = qkdgate("show qkd");
+    EXPECT_EQ(text.exit_code, 0);
+    EXPECT_NE(text.out.find("CN=SAE_A"), std::string::npos) << text.out;
+}
+
+TEST_F(NginxKmeCli, ConnectivityPrintsStatusTlsAndTimes) {
+    auto r = qkdgate("test qkd connectivity kme-a --peer-sae-id SAE_B --json");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(j["ok"].get<bool>());
+    EXPECT_EQ(j["status"]["source_KME_ID"], "KME_A");
+    EXPECT_EQ(j["status"]["max_SAE_ID_count"], 0);
+    EXPECT_EQ(j["tls"]["version"], "TLSv1.3");
+    EXPECT_GT(j["round_trip_ms"].get<double>(), 0.0);
+    auto text = qkdgate("test qkd connectivity kme-a --peer-sae-id SAE_B");
+    EXPECT_EQ(text.exit_code, 0);
+    EXPECT_NE(text.out.find("stored_key_count"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("TLS group"), std::string::npos) << text.out;
+}
+
+TEST_F(NginxKmeCli, GetKeyHidesKeyUnlessAsked) {
+    auto hidden = qkdgate("test qkd get-key --profile kme-a --peer-sae-id SAE_B");
+    ASSERT_EQ(hidden.exit_code, 0) << hidden.out;
+    EXPECT_NE(hidden.out.find("key_ID enc-post"), std::string::npos) << hidden.out;
+    EXPECT_NE(hidden.out.find("(hidden)"), std::string::npos);
+    EXPECT_EQ(hidden.out.find(kKey256), std::string::npos);
+    auto shown = qkdgate("test qkd get-key --profile kme-a --peer-sae-id SAE_B --show-key --json");
+    ASSERT_EQ(shown.exit_code, 0) << shown.out;
+    auto j = nlohmann::json::parse(shown.out);
+    EXPECT_EQ(j["keys"][0]["key"], kKey256);
+    auto get = qkdgate("test qkd get-key --profile kme-a --peer-sae-id SAE_B --get --json");
+    ASSERT_EQ(get.exit_code, 0) << get.out;
+    EXPECT_EQ(nlohmann::json::parse(get.out)["keys"][0]["key_ID"], "enc-get-1-256");
+    EXPECT_FALSE(nlohmann::json::parse(get.out)["keys"][0].contains("key"));
+}
+
+TEST_F(NginxKmeCli, GetKeyWithId) {
+    auto r = qkdgate(std::string("test qkd get-key-with-id --profile kme-a --peer-sae-id SAE_A --show-key --json ") + kKeyId);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["keys"][0]["key_ID"], kKeyId);
+    EXPECT_EQ(j["keys"][0]["key"], kKey256);
+}
+
+TEST_F(NginxKmeCli, ErrorsSayWhatFailedWithExitCodes) {
+    auto etsi = qkdgate("test qkd get-key --profile kme-a --peer-sae-id SAE_400 --json");
+    EXPECT_EQ(etsi.exit_code, 1) << etsi.out;
+    auto j = nlohmann::json::parse(etsi.out);
+    EXPECT_EQ(j["error"]["code"], "bad_request");
+    EXPECT_EQ(j["error"]["http_status"], 400);
+    EXPECT_EQ(j["error"]["etsi"]["message"], "size shall be a multiple of 8");
+    auto text = qkdgate("test qkd get-key --profile kme-a --peer-sae-id SAE_503");
+    EXPECT_EQ(text.exit_code, 1);
+    EXPECT_NE(text.out.find("HTTP 503"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("peer KME unreachable"), std::string::npos) << text.out;
+    auto lost = qkdgate(std::string("test qkd get-key-with-id --profile kme-a --peer-sae-id SAE_LOST ") + kKeyId);
+    EXPECT_EQ(lost.exit_code, 1);
+    EXPECT_NE(lost.out.find("key may be consumed"), std::string::npos) << lost.out;
+    auto missing = qkdgate("test qkd connectivity nope");
+    EXPECT_EQ(missing.exit_code, 2);
+    EXPECT_NE(missing.out.find("expected one of: \"kme-a\""), std::string::npos) << missing.out;
+}
+#endif
 
 }  // namespace
 }  // namespace qkd::sae
