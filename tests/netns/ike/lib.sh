@@ -97,7 +97,7 @@ local_id = "$lid"
 remote_id = "$rid"
 psk_file = "$WORK/$side/psk"
 ike_proposals = "aes256gcm16-prfsha512-ecp521"
-esp_proposals = "aes256gcm16"
+esp_proposals = "${QKDGT_ESP:-aes256gcm16}"
 local_ts = ["$lts"]
 remote_ts = ["$rts"]
 $(printf '%s\n' "$@")

@@ -3,8 +3,10 @@
 # through the tunnel: every echo must come back, and the SPIs must have changed.
 TEST_TAG=rk$$ . "$(dirname "$0")/lib.sh"
 netns_up
-write_config west 'start_action = "start"' 'esp_proposals = "aes256gcm16-ecp521"'
-write_config east 'esp_proposals = "aes256gcm16-ecp521"'
+# PFS on child rekeys (RFC 7296 1.3.1: KEi/KEr in CREATE_CHILD_SA)
+export QKDGT_ESP=aes256gcm16-ecp521
+write_config west 'start_action = "start"'
+write_config east
 start_gw east
 start_gw west
 wait_child west 20 || fail "no child SA on west within 20 s"
