@@ -64,7 +64,7 @@ if [ "$mode" = we-initiate ]; then
   for _ in $(seq 1 150); do grep -q 'established IKE SA' "$d/pluto.log" && break; sleep 0.1; done
   grep -q 'established IKE SA' "$d/pluto.log" || fail "pluto did not establish the IKE SA"
 else
-  timeout 15 nsx "$NS_E" "$LSW_BIN/whack" --ctlsocket "$d/pluto.ctl" --name peer --initiate --asynchronous >/dev/null 2>&1
+  timeout 15 ip netns exec "$NS_E" "$LSW_BIN/whack" --ctlsocket "$d/pluto.ctl" --name peer --initiate > "$d/whack.out" 2>&1 &
   for _ in $(seq 1 150); do grep -q 'established IKE SA' "$d/pluto.log" && break; sleep 0.1; done
   grep -q 'established IKE SA' "$d/pluto.log" || fail "pluto did not establish the IKE SA as initiator"
 fi
