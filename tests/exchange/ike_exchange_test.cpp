@@ -348,3 +348,22 @@ TEST(IkeExchange, ApiErrorsNameTheProblem) {
     ASSERT_TRUE(p.a.engine.initiate("to-b").ok());
     EXPECT_EQ(p.a.engine.initiate("to-b").error().code, EngineErrc::Busy);
 }
+
+TEST(IkeExchange, InitialContactClearsStaleSasOfARestartedPeer) {
+    Pair p;
+    p.add_default();
+    ASSERT_TRUE(p.a.engine.initiate("to-b").ok());
+    p.net.pump();
+    ASSERT_EQ(p.b.installed.size(), 1u);
+    // A "restarts": a fresh engine with the same configuration, no DELETE sent.
+    Peer a2(0, p.net, p.clock, 77);
+    p.net.peers[0] = &a2;
+    ASSERT_TRUE(a2.engine.add_gateway(gateway(true)).ok());
+    ASSERT_TRUE(a2.engine.initiate("to-b").ok());
+    // HDR, SK {IDi, IDr, AUTH, N(INITIAL_CONTACT), SAi2, TSi, TSr} -->
+    p.net.pump();
+    ASSERT_EQ(p.b.engine.list_ike_sas().size(), 1u);  // the stale SA is gone
+    ASSERT_EQ(p.b.installed.size(), 1u);
+    expect_matching_children(a2, p.b);
+    p.net.peers[0] = &p.a;
+}

@@ -26,6 +26,11 @@ void Engine::Impl::build_auth_request(IkeSa& sa) {
     p.push_back({PayloadType::IdI, false, idi});
     p.push_back({PayloadType::IdR, false, wire::IdPayload{gw->remote_id}});
     p.push_back({PayloadType::Auth, false, wire::AuthPayload{wire::AuthMethod::SharedKeyMic, {auth.view().begin(), auth.view().end()}}});
+    // RFC 7296 2.4: INITIAL_CONTACT when we hold no other IKE SA with this peer, so that it
+    // drops state left over from before a restart of ours.
+    bool other = false;
+    for (const auto& [spi, o] : sas) other |= o.get() != &sa && o->gateway == sa.gateway && o->state == SaState::Established;
+    if (!other) p.push_back(wire::make_notify(NotifyType::InitialContact));
     p.push_back({PayloadType::Sa, false, esp_sa_payload(gw->esp_proposals, sa.auth_child_spi, false)});
     p.push_back(ts_payload(PayloadType::TsI, gw->local_ts));
     p.push_back(ts_payload(PayloadType::TsR, gw->remote_ts));
@@ -92,6 +97,12 @@ void Engine::Impl::process_auth_request(IkeSa& sa, const Message& m) {
     }
     send_response(sa, ExchangeType::IkeAuth, mid, p);
     transition(sa, SaState::Established);
+    if (m.notify(NotifyType::InitialContact)) {
+        // RFC 7296 2.4: the peer restarted; every older IKE SA with it is stale.
+        for (auto& [spi, o] : sas)
+            if (o.get() != &sa && o->gateway == sa.gateway && o->state != SaState::Dead)
+                destroy(*o, "peer sent INITIAL_CONTACT: stale IKE SA removed", false);
+    }
     established(sa);
     if (child && keys) {
         schedule_child(sa, *child);
