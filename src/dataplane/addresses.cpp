@@ -10,26 +10,36 @@ namespace qkd::dp {
 
 std::string_view to_string(DpErrc c) {
     switch (c) {
-        case DpErrc::invalid_argument: return "invalid argument";
-        case DpErrc::not_found: return "not found";
-        case DpErrc::exists: return "already exists";
-        case DpErrc::not_supported: return "not supported by this backend";
-        case DpErrc::os_error: return "system call failed";
-        case DpErrc::netlink: return "netlink request refused";
-        case DpErrc::crypto: return "crypto error";
-        case DpErrc::unavailable: return "backend unavailable";
+        case DpErrc::invalid_argument:
+            return "invalid argument";
+        case DpErrc::not_found:
+            return "not found";
+        case DpErrc::exists:
+            return "already exists";
+        case DpErrc::not_supported:
+            return "not supported by this backend";
+        case DpErrc::os_error:
+            return "system call failed";
+        case DpErrc::netlink:
+            return "netlink request refused";
+        case DpErrc::crypto:
+            return "crypto error";
+        case DpErrc::unavailable:
+            return "backend unavailable";
     }
     return "unknown";
 }
 
-std::string_view to_string(Direction d) { return d == Direction::inbound ? "in" : "out"; }
+std::string_view to_string(Direction d) {
+    return d == Direction::inbound ? "in" : "out";
+}
 
 DpResult<IpAddress> IpAddress::parse(std::string_view text) {
     constexpr std::size_t max_text = 45;  // INET6_ADDRSTRLEN - 1
     if (text.empty() || text.size() > max_text)
-        return Err{DpError{DpErrc::invalid_argument,
-                           "bad IP address '" + std::string(text.substr(0, 64)) +
-                               "': expected an IPv4 or IPv6 address"}};
+        return Err{DpError{DpErrc::invalid_argument, "bad IP address '" +
+                                                         std::string(text.substr(0, 64)) +
+                                                         "': expected an IPv4 or IPv6 address"}};
     std::string s(text);
     IpAddress a;
     if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) {
@@ -40,8 +50,9 @@ DpResult<IpAddress> IpAddress::parse(std::string_view text) {
         a.family = Family::v6;
         return a;
     }
-    return Err{DpError{DpErrc::invalid_argument,
-                       "bad IP address '" + s + "': expected dotted IPv4 (10.0.0.1) or IPv6 (fd00::1)"}};
+    return Err{
+        DpError{DpErrc::invalid_argument,
+                "bad IP address '" + s + "': expected dotted IPv4 (10.0.0.1) or IPv6 (fd00::1)"}};
 }
 
 IpAddress IpAddress::v4(std::uint32_t host_order) {
@@ -74,16 +85,18 @@ DpResult<IpPrefix> IpPrefix::parse(std::string_view text) {
     auto len_text = text.substr(slash + 1);
     unsigned len = 0;
     auto [ptr, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
-    if (ec != std::errc{} || ptr != len_text.data() + len_text.size() || len_text.empty() || len > max_len)
-        return Err{DpError{DpErrc::invalid_argument,
-                           "bad prefix length in '" + std::string(text) + "': expected 0.." +
-                               std::to_string(max_len)}};
+    if (ec != std::errc{} || ptr != len_text.data() + len_text.size() || len_text.empty() ||
+        len > max_len)
+        return Err{DpError{DpErrc::invalid_argument, "bad prefix length in '" + std::string(text) +
+                                                         "': expected 0.." +
+                                                         std::to_string(max_len)}};
     p.len = static_cast<std::uint8_t>(len);
     // Host bits must be zero so that two spellings of one network compare equal.
     for (unsigned bit = len; bit < max_len; ++bit)
         if (p.addr.bytes[bit / 8] & (0x80u >> (bit % 8)))
             return Err{DpError{DpErrc::invalid_argument,
-                               "prefix '" + std::string(text) + "' has host bits set: expected a network address"}};
+                               "prefix '" + std::string(text) +
+                                   "' has host bits set: expected a network address"}};
     return p;
 }
 
@@ -99,6 +112,8 @@ bool IpPrefix::contains(const IpAddress& a) const {
     return true;
 }
 
-std::string IpPrefix::to_string() const { return addr.to_string() + "/" + std::to_string(len); }
+std::string IpPrefix::to_string() const {
+    return addr.to_string() + "/" + std::to_string(len);
+}
 
 }  // namespace qkd::dp

@@ -7,13 +7,16 @@
 
 namespace qkd::dp {
 
-std::string errno_text(int err) { return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")"; }
+std::string errno_text(int err) {
+    return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")";
+}
 
 DpResult<std::unique_ptr<NetlinkSocket>> NetlinkSocket::open(int bus, unsigned groups) {
     std::unique_ptr<NetlinkSocket> s(new NetlinkSocket());
     s->nl_ = mnl_socket_open(bus);
     if (!s->nl_)
-        return Err{DpError{DpErrc::os_error, "netlink socket (bus " + std::to_string(bus) + "): " + errno_text(errno)}};
+        return Err{DpError{DpErrc::os_error, "netlink socket (bus " + std::to_string(bus) +
+                                                 "): " + errno_text(errno)}};
     if (mnl_socket_bind(s->nl_, groups, MNL_SOCKET_AUTOPID) < 0)
         return Err{DpError{DpErrc::os_error, "netlink bind: " + errno_text(errno)}};
     s->portid_ = mnl_socket_get_portid(s->nl_);
@@ -24,7 +27,9 @@ NetlinkSocket::~NetlinkSocket() {
     if (nl_) mnl_socket_close(nl_);
 }
 
-int NetlinkSocket::fd() const { return mnl_socket_get_fd(nl_); }
+int NetlinkSocket::fd() const {
+    return mnl_socket_get_fd(nl_);
+}
 
 nlmsghdr* NetlinkSocket::begin(std::uint16_t type, std::uint16_t flags) {
     std::memset(buf_.data(), 0, buf_.size());  // xfrm messages may carry keys: start clean
@@ -42,7 +47,8 @@ DpResult<void> NetlinkSocket::request(nlmsghdr* nlh, const std::string& what,
     const int send_err = errno;
     // Wipe the request (it may hold key material) whatever happened.
     std::memset(buf_.data(), 0, nlh->nlmsg_len);
-    if (sent < 0) return Err{DpError{DpErrc::os_error, what + ": netlink send: " + errno_text(send_err)}};
+    if (sent < 0)
+        return Err{DpError{DpErrc::os_error, what + ": netlink send: " + errno_text(send_err)}};
 
     struct Ctx {
         const std::function<void(const nlmsghdr*)>* cb;
@@ -54,8 +60,10 @@ DpResult<void> NetlinkSocket::request(nlmsghdr* nlh, const std::string& what,
     };
     for (;;) {
         const ssize_t n = mnl_socket_recvfrom(nl_, buf_.data(), buf_.size());
-        if (n < 0) return Err{DpError{DpErrc::os_error, what + ": netlink receive: " + errno_text(errno)}};
-        const int ret = mnl_cb_run(buf_.data(), static_cast<size_t>(n), seq, portid_, data_cb, &ctx);
+        if (n < 0)
+            return Err{DpError{DpErrc::os_error, what + ": netlink receive: " + errno_text(errno)}};
+        const int ret =
+            mnl_cb_run(buf_.data(), static_cast<size_t>(n), seq, portid_, data_cb, &ctx);
         if (ret == MNL_CB_ERROR) {
             const int err = errno;
             const DpErrc code = (err == ESRCH || err == ENOENT) ? DpErrc::not_found
@@ -67,10 +75,12 @@ DpResult<void> NetlinkSocket::request(nlmsghdr* nlh, const std::string& what,
     }
 }
 
-DpResult<void> NetlinkSocket::receive_events(int timeout_ms, const std::function<void(const nlmsghdr*)>& on_msg) {
+DpResult<void> NetlinkSocket::receive_events(int timeout_ms,
+                                             const std::function<void(const nlmsghdr*)>& on_msg) {
     pollfd p{fd(), POLLIN, 0};
     const int pr = ::poll(&p, 1, timeout_ms);
-    if (pr < 0 && errno != EINTR) return Err{DpError{DpErrc::os_error, "netlink poll: " + errno_text(errno)}};
+    if (pr < 0 && errno != EINTR)
+        return Err{DpError{DpErrc::os_error, "netlink poll: " + errno_text(errno)}};
     if (pr <= 0) return {};
     const ssize_t n = ::recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT);
     if (n < 0) {
@@ -80,12 +90,13 @@ DpResult<void> NetlinkSocket::receive_events(int timeout_ms, const std::function
     struct Ctx {
         const std::function<void(const nlmsghdr*)>* cb;
     } ctx{&on_msg};
-    mnl_cb_run(buf_.data(), static_cast<size_t>(n), 0, 0,
-               [](const nlmsghdr* m, void* data) -> int {
-                   (*static_cast<Ctx*>(data)->cb)(m);
-                   return MNL_CB_OK;
-               },
-               &ctx);
+    mnl_cb_run(
+        buf_.data(), static_cast<size_t>(n), 0, 0,
+        [](const nlmsghdr* m, void* data) -> int {
+            (*static_cast<Ctx*>(data)->cb)(m);
+            return MNL_CB_OK;
+        },
+        &ctx);
     return {};
 }
 

@@ -16,7 +16,7 @@ namespace qkd::dp {
 inline constexpr std::size_t netlink_buf_size = 16384;
 
 class NetlinkSocket {
-public:
+  public:
     // bus: NETLINK_ROUTE or NETLINK_XFRM; groups: multicast groups to join (0 for none).
     static DpResult<std::unique_ptr<NetlinkSocket>> open(int bus, unsigned groups = 0);
     ~NetlinkSocket();
@@ -30,10 +30,11 @@ public:
     DpResult<void> request(nlmsghdr* nlh, const std::string& what,
                            const std::function<void(const nlmsghdr*)>& on_reply = {});
     // Receives one buffer of multicast messages (blocking up to timeout_ms; 0 = poll).
-    DpResult<void> receive_events(int timeout_ms, const std::function<void(const nlmsghdr*)>& on_msg);
+    DpResult<void> receive_events(int timeout_ms,
+                                  const std::function<void(const nlmsghdr*)>& on_msg);
     int fd() const;
 
-private:
+  private:
     NetlinkSocket() = default;
     mnl_socket* nl_ = nullptr;
     unsigned portid_ = 0;

@@ -12,9 +12,9 @@ namespace qkd::dp {
 namespace {
 
 std::uint64_t mono_ns() {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count());
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
 }
 
 void put_be32(std::uint8_t* p, std::uint32_t v) {
@@ -28,44 +28,63 @@ void put_be64(std::uint8_t* p, std::uint64_t v) {
     put_be32(p + 4, static_cast<std::uint32_t>(v));
 }
 
-bool over(std::uint64_t value, std::uint64_t limit) { return limit != 0 && value >= limit; }
+bool over(std::uint64_t value, std::uint64_t limit) {
+    return limit != 0 && value >= limit;
+}
 
 }  // namespace
 
 std::string_view to_string(EspStatus s) {
     switch (s) {
-        case EspStatus::ok: return "ok";
-        case EspStatus::short_packet: return "packet shorter than the minimal ESP packet (34 octets)";
-        case EspStatus::bad_length: return "ciphertext length not a multiple of 4 octets";
-        case EspStatus::wrong_spi: return "SPI does not belong to this SA";
-        case EspStatus::replay: return "sequence number replayed or left of the replay window";
-        case EspStatus::auth_failed: return "ICV check failed";
-        case EspStatus::bad_padding: return "padding is not 1, 2, 3, ... or longer than the payload";
-        case EspStatus::bad_next_header: return "next header is not 4 (IPv4), 41 (IPv6) or 59 (dummy)";
-        case EspStatus::dummy: return "dummy packet (next header 59)";
-        case EspStatus::seq_exhausted: return "outbound sequence number space exhausted: rekey required";
-        case EspStatus::buffer_too_small: return "buffer too small";
-        case EspStatus::crypto_error: return "OpenSSL AES-GCM failure";
-        case EspStatus::expired: return "SA hard lifetime reached";
+        case EspStatus::ok:
+            return "ok";
+        case EspStatus::short_packet:
+            return "packet shorter than the minimal ESP packet (34 octets)";
+        case EspStatus::bad_length:
+            return "ciphertext length not a multiple of 4 octets";
+        case EspStatus::wrong_spi:
+            return "SPI does not belong to this SA";
+        case EspStatus::replay:
+            return "sequence number replayed or left of the replay window";
+        case EspStatus::auth_failed:
+            return "ICV check failed";
+        case EspStatus::bad_padding:
+            return "padding is not 1, 2, 3, ... or longer than the payload";
+        case EspStatus::bad_next_header:
+            return "next header is not 4 (IPv4), 41 (IPv6) or 59 (dummy)";
+        case EspStatus::dummy:
+            return "dummy packet (next header 59)";
+        case EspStatus::seq_exhausted:
+            return "outbound sequence number space exhausted: rekey required";
+        case EspStatus::buffer_too_small:
+            return "buffer too small";
+        case EspStatus::crypto_error:
+            return "OpenSSL AES-GCM failure";
+        case EspStatus::expired:
+            return "SA hard lifetime reached";
     }
     return "unknown";
 }
 
 DpResult<std::unique_ptr<EspSa>> EspSa::create(SaSpec spec) {
     if (spec.spi == 0)
-        return Err{DpError{DpErrc::invalid_argument, "SPI 0 is reserved (RFC 4303 2.1): expected a non-zero SPI"}};
-    if (spec.key.size() != 16 && spec.key.size() != 32)
-        return Err{DpError{DpErrc::invalid_argument, "AES-GCM key of " + std::to_string(spec.key.size()) +
-                                                         " octets: expected 16 (AES-128) or 32 (AES-256)"}};
-    if (spec.salt.size() != 4)
         return Err{DpError{DpErrc::invalid_argument,
-                           "salt of " + std::to_string(spec.salt.size()) + " octets: expected 4 (RFC 4106 8.1)"}};
+                           "SPI 0 is reserved (RFC 4303 2.1): expected a non-zero SPI"}};
+    if (spec.key.size() != 16 && spec.key.size() != 32)
+        return Err{DpError{DpErrc::invalid_argument,
+                           "AES-GCM key of " + std::to_string(spec.key.size()) +
+                               " octets: expected 16 (AES-128) or 32 (AES-256)"}};
+    if (spec.salt.size() != 4)
+        return Err{DpError{DpErrc::invalid_argument, "salt of " + std::to_string(spec.salt.size()) +
+                                                         " octets: expected 4 (RFC 4106 8.1)"}};
     if (spec.replay_window != 0 && spec.replay_window < replay_window_min)
-        return Err{DpError{DpErrc::invalid_argument, "replay window " + std::to_string(spec.replay_window) +
+        return Err{DpError{DpErrc::invalid_argument, "replay window " +
+                                                         std::to_string(spec.replay_window) +
                                                          ": expected 0 (off) or at least 64"}};
     if (spec.replay_window > replay_window_max)
-        return Err{DpError{DpErrc::invalid_argument, "replay window " + std::to_string(spec.replay_window) +
-                                                         ": expected at most 65536"}};
+        return Err{DpError{
+            DpErrc::invalid_argument,
+            "replay window " + std::to_string(spec.replay_window) + ": expected at most 65536"}};
     std::unique_ptr<EspSa> sa(new EspSa(std::move(spec)));
     return sa;
 }
@@ -77,7 +96,8 @@ EspSa::EspSa(SaSpec spec)
     const EVP_CIPHER* cipher = spec_.key.size() == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm();
     const bool enc = spec_.direction == Direction::outbound;
     // Keyed once here; the default 12-octet IV length is RFC 4106's salt || IV.
-    if (!ctx_ || EVP_CipherInit_ex(ctx_, cipher, nullptr, spec_.key.data(), nullptr, enc ? 1 : 0) != 1)
+    if (!ctx_ ||
+        EVP_CipherInit_ex(ctx_, cipher, nullptr, spec_.key.data(), nullptr, enc ? 1 : 0) != 1)
         std::abort();  // allocation failure or OpenSSL without AES-GCM: not a runtime condition
     spec_.key.wipe();
     spec_.salt.wipe();
@@ -88,8 +108,8 @@ EspSa::~EspSa() {
     secure_zero(salt_, sizeof salt_);
 }
 
-EspStatus EspSa::encrypt_in_place(std::span<std::uint8_t> buf, std::size_t inner_len, std::uint8_t next_header,
-                                  std::size_t* out_len) {
+EspStatus EspSa::encrypt_in_place(std::span<std::uint8_t> buf, std::size_t inner_len,
+                                  std::uint8_t next_header, std::size_t* out_len) {
     if (hard_expired()) return EspStatus::expired;
     // RFC 4303 2.4: payload + padding + pad length + next header ends on a 4-octet boundary.
     const std::size_t pad = (4 - (inner_len + esp_trailer_min) % 4) % 4;
@@ -108,7 +128,8 @@ EspStatus EspSa::encrypt_in_place(std::span<std::uint8_t> buf, std::size_t inner
     put_be32(p + 4, static_cast<std::uint32_t>(seq));
     put_be64(p + 8, seq);  // RFC 4106 3.1: the IV must be unique per key; the 64-bit seq is
     std::uint8_t* trailer = p + esp_prefix_len + inner_len;
-    for (std::size_t i = 0; i < pad; ++i) trailer[i] = static_cast<std::uint8_t>(i + 1);  // RFC 4303 2.4
+    for (std::size_t i = 0; i < pad; ++i)
+        trailer[i] = static_cast<std::uint8_t>(i + 1);  // RFC 4303 2.4
     trailer[pad] = static_cast<std::uint8_t>(pad);
     trailer[pad + 1] = next_header;
 
@@ -119,7 +140,8 @@ EspStatus EspSa::encrypt_in_place(std::span<std::uint8_t> buf, std::size_t inner
     std::size_t aad_len = 8;
     put_be32(aad, spec_.spi);
     if (spec_.esn) {
-        put_be32(aad + 4, static_cast<std::uint32_t>(seq >> 32));  // RFC 4106 5: SPI || seq_hi || seq_lo
+        put_be32(aad + 4,
+                 static_cast<std::uint32_t>(seq >> 32));  // RFC 4106 5: SPI || seq_hi || seq_lo
         put_be32(aad + 8, static_cast<std::uint32_t>(seq));
         aad_len = 12;
     } else {
@@ -139,7 +161,8 @@ EspStatus EspSa::encrypt_in_place(std::span<std::uint8_t> buf, std::size_t inner
     return EspStatus::ok;
 }
 
-EspStatus EspSa::decrypt_in_place(std::span<std::uint8_t> pkt, std::size_t* inner_len, std::uint8_t* next_header) {
+EspStatus EspSa::decrypt_in_place(std::span<std::uint8_t> pkt, std::size_t* inner_len,
+                                  std::uint8_t* next_header) {
     if (pkt.size() < esp_min_packet) {
         stats_.dropped_other.fetch_add(1, std::memory_order_relaxed);
         return EspStatus::short_packet;
@@ -218,8 +241,10 @@ EspStatus EspSa::decrypt_in_place(std::span<std::uint8_t> pkt, std::size_t* inne
 void EspSa::account(std::size_t inner_len) {
     const auto b = stats_.bytes.fetch_add(inner_len, std::memory_order_relaxed) + inner_len;
     const auto n = stats_.packets.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (over(b, spec_.soft.bytes) || over(n, spec_.soft.packets)) soft_hit_.store(true, std::memory_order_relaxed);
-    if (over(b, spec_.hard.bytes) || over(n, spec_.hard.packets)) hard_hit_.store(true, std::memory_order_relaxed);
+    if (over(b, spec_.soft.bytes) || over(n, spec_.soft.packets))
+        soft_hit_.store(true, std::memory_order_relaxed);
+    if (over(b, spec_.hard.bytes) || over(n, spec_.hard.packets))
+        hard_hit_.store(true, std::memory_order_relaxed);
 }
 
 SaCounters EspSa::counters() const {
@@ -234,15 +259,19 @@ SaCounters EspSa::counters() const {
     return c;
 }
 
-std::uint64_t EspSa::age_seconds() const { return (mono_ns() - created_ns_) / 1000000000ull; }
+std::uint64_t EspSa::age_seconds() const {
+    return (mono_ns() - created_ns_) / 1000000000ull;
+}
 
 bool EspSa::take_soft_expired() {
-    if (!soft_hit_.load(std::memory_order_relaxed) && !over(age_seconds(), spec_.soft.seconds)) return false;
+    if (!soft_hit_.load(std::memory_order_relaxed) && !over(age_seconds(), spec_.soft.seconds))
+        return false;
     return !soft_taken_.exchange(true);
 }
 
 bool EspSa::take_hard_expired() {
-    if (!hard_hit_.load(std::memory_order_relaxed) && !over(age_seconds(), spec_.hard.seconds)) return false;
+    if (!hard_hit_.load(std::memory_order_relaxed) && !over(age_seconds(), spec_.hard.seconds))
+        return false;
     hard_hit_.store(true, std::memory_order_relaxed);
     return !hard_taken_.exchange(true);
 }

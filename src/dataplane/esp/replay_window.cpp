@@ -5,7 +5,8 @@
 namespace qkd::dp {
 
 ReplayWindow::ReplayWindow(std::uint32_t size, bool esn) : enabled_(size != 0), esn_(esn) {
-    std::uint32_t s = std::clamp(size == 0 ? replay_window_min : size, replay_window_min, replay_window_max);
+    std::uint32_t s =
+        std::clamp(size == 0 ? replay_window_min : size, replay_window_min, replay_window_max);
     s = (s + 63) / 64 * 64;
     size_ = s;
     bits_.assign(size_ / 64, 0);

@@ -7,13 +7,12 @@
 //   SIGUSR2: rekey step 2, switch outbound to the next SA, drop the old ones (switch_outbound).
 //   Both ends derive the same next keys, so a test can rekey both without IKE.
 #include <arpa/inet.h>
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <linux/udp.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -57,7 +56,9 @@ void split_key(std::string& hex, qkd::SecretBytes& key, qkd::SecretBytes& salt) 
     auto raw = qkd::hex_decode(hex);
     qkd::wipe_string(hex);
     if (!raw || (raw->size() != 20 && raw->size() != 36)) {
-        std::fprintf(stderr, "qkd-esp-tunnel: key: expected 40 or 72 hex digits (AES key || 4-octet salt)\n");
+        std::fprintf(
+            stderr,
+            "qkd-esp-tunnel: key: expected 40 or 72 hex digits (AES key || 4-octet salt)\n");
         std::exit(1);
     }
     key = qkd::SecretBytes(std::span<const std::uint8_t>(raw->data(), raw->size() - 4));
@@ -71,10 +72,12 @@ void print_counters(qkd::dp::DataPlane& dp, const char* name, const qkd::dp::SaI
         std::printf("{\"sa\":\"%s\",\"error\":\"%s\"}\n", name, c.error().message.c_str());
         return;
     }
-    std::printf("{\"sa\":\"%s\",\"spi\":%u,\"bytes\":%llu,\"packets\":%llu,\"replay\":%llu,\"auth\":%llu,\"other\":%llu,\"seq\":%llu}\n",
-                name, id.spi, (unsigned long long)c->bytes, (unsigned long long)c->packets,
-                (unsigned long long)c->dropped_replay, (unsigned long long)c->dropped_auth,
-                (unsigned long long)c->dropped_other, (unsigned long long)c->seq);
+    std::printf(
+        "{\"sa\":\"%s\",\"spi\":%u,\"bytes\":%llu,\"packets\":%llu,\"replay\":%llu,\"auth\":%llu,"
+        "\"other\":%llu,\"seq\":%llu}\n",
+        name, id.spi, (unsigned long long)c->bytes, (unsigned long long)c->packets,
+        (unsigned long long)c->dropped_replay, (unsigned long long)c->dropped_auth,
+        (unsigned long long)c->dropped_other, (unsigned long long)c->seq);
 }
 
 }  // namespace
@@ -83,11 +86,13 @@ int main(int argc, char** argv) {
     if (argc == 2 && std::string_view(argv[1]) == "--probe") {  // exit 0 when the kernel has ESP
         std::string why;
         const bool ok = qkd::dp::kernel_has_esp(&why);
-        std::printf("kernel ESP rfc4106(gcm(aes)): %s%s%s\n", ok ? "yes" : "no", ok ? "" : ": ", why.c_str());
+        std::printf("kernel ESP rfc4106(gcm(aes)): %s%s%s\n", ok ? "yes" : "no", ok ? "" : ": ",
+                    why.c_str());
         return ok ? 0 : 1;
     }
     CLI::App app{"qkd-esp-tunnel: a static ESP tunnel end through the qkdgate data plane (no IKE)"};
-    std::string backend = "userspace", local_outer, remote_outer, local_net, remote_net, key_out, key_in;
+    std::string backend = "userspace", local_outer, remote_outer, local_net, remote_net, key_out,
+                key_in;
     std::string tun = "qkd0", tun_addr;
     std::uint32_t spi_out = 0, spi_in = 0, replay = 128, reqid = 1;
     unsigned mtu = 1400;
@@ -111,16 +116,19 @@ int main(int argc, char** argv) {
     app.add_option("--reqid", reqid, "reqid")->capture_default_str();
     app.add_option("--udp-encap", udp_port, "RFC 3948 UDP encapsulation on this port (both ends)");
     app.add_flag("--esn", esn, "64-bit extended sequence numbers");
-    app.add_flag("--no-offload", no_offload, "TUN without IFF_VNET_HDR/TSO (one read per inner packet)");
+    app.add_flag("--no-offload", no_offload,
+                 "TUN without IFF_VNET_HDR/TSO (one read per inner packet)");
     app.add_option("--soft-packets", soft_packets, "soft packet lifetime (expire event)");
     app.add_option("--hard-packets", hard_packets, "hard packet lifetime");
-    app.add_option("--linger-ms", linger_ms, "old inbound SA kept this long after a rekey")->capture_default_str();
+    app.add_option("--linger-ms", linger_ms, "old inbound SA kept this long after a rekey")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     using namespace qkd::dp;
     const IpAddress lo = must(IpAddress::parse(local_outer), "--local-outer");
     const IpAddress ro = must(IpAddress::parse(remote_outer), "--remote-outer");
-    TrafficSelector ts{must(IpPrefix::parse(local_net), "--local-net"), must(IpPrefix::parse(remote_net), "--remote-net"), 0};
+    TrafficSelector ts{must(IpPrefix::parse(local_net), "--local-net"),
+                       must(IpPrefix::parse(remote_net), "--remote-net"), 0};
 
     int udp_fd = -1;
     DataPlaneOptions opt;
@@ -152,12 +160,14 @@ int main(int argc, char** argv) {
             }
         }
         opt.raw_esp_socket = false;
-        opt.udp_sender = [udp_fd](const UdpEndpoint&, const UdpEndpoint& to, std::span<const std::uint8_t> esp) {
+        opt.udp_sender = [udp_fd](const UdpEndpoint&, const UdpEndpoint& to,
+                                  std::span<const std::uint8_t> esp) {
             sockaddr_in d{};
             d.sin_family = AF_INET;
             d.sin_port = htons(to.port);
             std::memcpy(&d.sin_addr, to.addr.bytes.data(), 4);
-            (void)::sendto(udp_fd, esp.data(), esp.size(), 0, reinterpret_cast<sockaddr*>(&d), sizeof d);
+            (void)::sendto(udp_fd, esp.data(), esp.size(), 0, reinterpret_cast<sockaddr*>(&d),
+                           sizeof d);
         };
     }
     auto dp = must(make_dataplane(backend, std::move(opt)), "data plane");
@@ -211,17 +221,21 @@ int main(int argc, char** argv) {
         if (g_rekey_in.load() > 0) {
             --g_rekey_in;
             ++gen_in;
-            must(dp->install_sa(make_spec(Direction::inbound, gen_in)), "rekey: install new inbound SA");
+            must(dp->install_sa(make_spec(Direction::inbound, gen_in)),
+                 "rekey: install new inbound SA");
             std::printf("rekey-in gen=%u spi=%u\n", gen_in, id_of(Direction::inbound, gen_in).spi);
             std::fflush(stdout);
         }
         if (g_rekey_out.load() > 0 && gen_out < gen_in) {
             --g_rekey_out;
-            must(dp->switch_outbound(id_of(Direction::inbound, gen_out), id_of(Direction::outbound, gen_out),
-                                     make_spec(Direction::outbound, gen_out + 1), std::chrono::milliseconds(linger_ms)),
+            must(dp->switch_outbound(id_of(Direction::inbound, gen_out),
+                                     id_of(Direction::outbound, gen_out),
+                                     make_spec(Direction::outbound, gen_out + 1),
+                                     std::chrono::milliseconds(linger_ms)),
                  "rekey: switch outbound");
             ++gen_out;
-            std::printf("rekey-out gen=%u spi=%u\n", gen_out, id_of(Direction::outbound, gen_out).spi);
+            std::printf("rekey-out gen=%u spi=%u\n", gen_out,
+                        id_of(Direction::outbound, gen_out).spi);
             std::fflush(stdout);
         }
         if (udp_fd < 0) {
@@ -232,7 +246,8 @@ int main(int argc, char** argv) {
         if (::poll(&p, 1, 50) <= 0) continue;
         sockaddr_in from{};
         socklen_t fl = sizeof from;
-        const ssize_t n = ::recvfrom(udp_fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+        const ssize_t n =
+            ::recvfrom(udp_fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &fl);
         if (n <= 4) continue;  // RFC 3948: 0xFF keepalive or a non-ESP marker (IKE) is not ours
         if (buf[0] == 0 && buf[1] == 0 && buf[2] == 0 && buf[3] == 0) continue;
         UdpEndpoint src{IpAddress::v4(ntohl(from.sin_addr.s_addr)), ntohs(from.sin_port)};

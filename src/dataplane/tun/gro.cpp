@@ -39,7 +39,8 @@ std::size_t mergeable(std::span<const std::uint8_t> p, std::size_t* payload) {
 
 }  // namespace
 
-TcpCoalescer::TcpCoalescer(Writer write) : write_(std::move(write)), buf_(vnet_hdr_len + max_ip_packet) {}
+TcpCoalescer::TcpCoalescer(Writer write)
+    : write_(std::move(write)), buf_(vnet_hdr_len + max_ip_packet) {}
 
 void TcpCoalescer::write_plain(std::span<const std::uint8_t> p) {
     // Unmerged packets go out through the same buffer with an all-zero header.
@@ -48,7 +49,8 @@ void TcpCoalescer::write_plain(std::span<const std::uint8_t> p) {
     write_(std::span<const std::uint8_t>(buf_.data(), vnet_hdr_len + p.size()));
 }
 
-void TcpCoalescer::start(std::span<const std::uint8_t> p, std::size_t tcp_len, std::size_t payload) {
+void TcpCoalescer::start(std::span<const std::uint8_t> p, std::size_t tcp_len,
+                         std::size_t payload) {
     std::memcpy(buf_.data() + vnet_hdr_len, p.data(), p.size());
     len_ = p.size();
     segments_ = 1;
@@ -65,14 +67,15 @@ void TcpCoalescer::add(std::span<const std::uint8_t> p) {
         const std::uint8_t* q = buf_.data() + vnet_hdr_len;
         // Same flow and header shape (addresses, ports, TOS, TTL, ACK number, window, options),
         // the next sequence number, and the previous segment was full-sized.
-        const bool same = !closed_ && tcp_len == tcp_len_ && payload <= mss_ &&
-                          len_ + payload <= max_ip_packet && be32(p.data() + ipv4_min + 4) == next_seq_ &&
-                          std::memcmp(p.data(), q, 2) == 0 && std::memcmp(p.data() + 8, q + 8, 2) == 0 &&
-                          std::memcmp(p.data() + 12, q + 12, 8) == 0 &&
-                          std::memcmp(p.data() + ipv4_min, q + ipv4_min, 4) == 0 &&                // ports
-                          std::memcmp(p.data() + ipv4_min + 8, q + ipv4_min + 8, 5) == 0 &&        // ack, offset
-                          std::memcmp(p.data() + ipv4_min + 14, q + ipv4_min + 14, 2) == 0 &&      // window
-                          std::memcmp(p.data() + ipv4_min + 20, q + ipv4_min + 20, tcp_len - 20) == 0;  // options
+        const bool same =
+            !closed_ && tcp_len == tcp_len_ && payload <= mss_ && len_ + payload <= max_ip_packet &&
+            be32(p.data() + ipv4_min + 4) == next_seq_ && std::memcmp(p.data(), q, 2) == 0 &&
+            std::memcmp(p.data() + 8, q + 8, 2) == 0 &&
+            std::memcmp(p.data() + 12, q + 12, 8) == 0 &&
+            std::memcmp(p.data() + ipv4_min, q + ipv4_min, 4) == 0 &&            // ports
+            std::memcmp(p.data() + ipv4_min + 8, q + ipv4_min + 8, 5) == 0 &&    // ack, offset
+            std::memcmp(p.data() + ipv4_min + 14, q + ipv4_min + 14, 2) == 0 &&  // window
+            std::memcmp(p.data() + ipv4_min + 20, q + ipv4_min + 20, tcp_len - 20) == 0;  // options
         if (same) {
             std::memcpy(buf_.data() + vnet_hdr_len + len_, p.data() + ipv4_min + tcp_len, payload);
             len_ += payload;
@@ -85,8 +88,10 @@ void TcpCoalescer::add(std::span<const std::uint8_t> p) {
         }
     }
     flush();
-    if (tcp_len) start(p, tcp_len, payload);
-    else write_plain(p);
+    if (tcp_len)
+        start(p, tcp_len, payload);
+    else
+        write_plain(p);
 }
 
 void TcpCoalescer::flush() {
@@ -101,7 +106,8 @@ void TcpCoalescer::flush() {
         // CHECKSUM_PARTIAL: the TCP checksum field holds the (uncomplemented) pseudo-header sum;
         // the kernel completes it if it ever needs one (it trusts our ICV-verified payload).
         const std::size_t tcp_total = len_ - ipv4_min;
-        std::uint32_t pseudo = csum_add(0, std::span<const std::uint8_t>(ip + 12, 8)) + 6 + static_cast<std::uint32_t>(tcp_total);
+        std::uint32_t pseudo = csum_add(0, std::span<const std::uint8_t>(ip + 12, 8)) + 6 +
+                               static_cast<std::uint32_t>(tcp_total);
         put16(ip + ipv4_min + 16, static_cast<std::uint16_t>(~csum_fold(pseudo)));
         h[0] = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
         h[1] = 1;  // VIRTIO_NET_HDR_GSO_TCPV4

@@ -42,7 +42,8 @@ std::optional<Layout> layout(const VnetHdr& h, std::span<const std::uint8_t> pkt
         l.ip_len = (*first & 0x0f) * 4u;
         if (l.ip_len < 20 || pkt.size() < l.ip_len || pkt[9] != 6) return std::nullopt;
     } else {
-        if ((*first >> 4) != 6 || pkt.size() < 40 || pkt[6] != 6) return std::nullopt;  // no extension headers
+        if ((*first >> 4) != 6 || pkt.size() < 40 || pkt[6] != 6)
+            return std::nullopt;  // no extension headers
         l.ip_len = 40;
     }
     if (pkt.size() < l.ip_len + 20) return std::nullopt;
@@ -59,7 +60,9 @@ std::optional<Layout> layout(const VnetHdr& h, std::span<const std::uint8_t> pkt
 
 VnetHdr VnetHdr::decode(std::span<const std::uint8_t, vnet_hdr_len> raw) {
     // Legacy virtio header in the host's (x86: little) byte order: TUN did not get TUNSETVNETBE.
-    auto le16 = [&](std::size_t at) { return static_cast<std::uint16_t>(raw[at] | (raw[at + 1] << 8)); };
+    auto le16 = [&](std::size_t at) {
+        return static_cast<std::uint16_t>(raw[at] | (raw[at + 1] << 8));
+    };
     VnetHdr h;
     h.flags = raw[0];
     h.gso_type = raw[1];
@@ -99,8 +102,8 @@ std::optional<std::size_t> gso_segment_count(const VnetHdr& h, std::span<const s
     return (l->payload + l->mss - 1) / l->mss;
 }
 
-std::optional<std::size_t> gso_build_segment(const VnetHdr& h, std::span<const std::uint8_t> pkt, std::size_t index,
-                                             std::span<std::uint8_t> out) {
+std::optional<std::size_t> gso_build_segment(const VnetHdr& h, std::span<const std::uint8_t> pkt,
+                                             std::size_t index, std::span<std::uint8_t> out) {
     auto l = layout(h, pkt);
     if (!l) return std::nullopt;
     const std::size_t count = (l->payload + l->mss - 1) / l->mss;
@@ -128,14 +131,17 @@ std::optional<std::size_t> gso_build_segment(const VnetHdr& h, std::span<const s
     }
     std::uint8_t* tcp = o + l->ip_len;
     // RFC 9293 3.4: sequence number of the first payload octet.
-    const std::uint32_t seq0 = static_cast<std::uint32_t>(tcp[4]) << 24 | tcp[5] << 16 | tcp[6] << 8 | tcp[7];
+    const std::uint32_t seq0 =
+        static_cast<std::uint32_t>(tcp[4]) << 24 | tcp[5] << 16 | tcp[6] << 8 | tcp[7];
     const std::uint32_t seq = seq0 + static_cast<std::uint32_t>(off);
     tcp[4] = static_cast<std::uint8_t>(seq >> 24);
     tcp[5] = static_cast<std::uint8_t>(seq >> 16);
     tcp[6] = static_cast<std::uint8_t>(seq >> 8);
     tcp[7] = static_cast<std::uint8_t>(seq);
-    if (index + 1 < count) tcp[13] &= static_cast<std::uint8_t>(~(tcp_fin | tcp_psh));  // only the last carries FIN/PSH
-    if (index > 0) tcp[13] &= static_cast<std::uint8_t>(~tcp_cwr);                      // only the first carries CWR
+    if (index + 1 < count)
+        tcp[13] &=
+            static_cast<std::uint8_t>(~(tcp_fin | tcp_psh));        // only the last carries FIN/PSH
+    if (index > 0) tcp[13] &= static_cast<std::uint8_t>(~tcp_cwr);  // only the first carries CWR
     // TCP checksum from scratch: pseudo header (addresses, protocol 6, TCP length) + segment.
     pseudo += 6 + static_cast<std::uint32_t>(tcp_len);
     put16(tcp + 16, 0);

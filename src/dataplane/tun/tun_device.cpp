@@ -13,22 +13,27 @@
 namespace qkd::dp {
 
 namespace {
-unsigned char family_of(const IpAddress& a) { return a.family == IpAddress::Family::v4 ? AF_INET : AF_INET6; }
+unsigned char family_of(const IpAddress& a) {
+    return a.family == IpAddress::Family::v4 ? AF_INET : AF_INET6;
+}
 }  // namespace
 
 DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, unsigned mtu,
-                                                     const std::optional<IpAddress>& address, bool offload,
-                                                     unsigned txqueuelen) {
+                                                     const std::optional<IpAddress>& address,
+                                                     bool offload, unsigned txqueuelen) {
     if (name.empty() || name.size() >= IFNAMSIZ)
-        return Err{DpError{DpErrc::invalid_argument,
-                           "TUN name '" + name + "': expected 1.." + std::to_string(IFNAMSIZ - 1) + " characters"}};
+        return Err{DpError{DpErrc::invalid_argument, "TUN name '" + name + "': expected 1.." +
+                                                         std::to_string(IFNAMSIZ - 1) +
+                                                         " characters"}};
     if (mtu < 576 || mtu > 65000)
-        return Err{DpError{DpErrc::invalid_argument, "TUN MTU " + std::to_string(mtu) + ": expected 576..65000"}};
+        return Err{DpError{DpErrc::invalid_argument,
+                           "TUN MTU " + std::to_string(mtu) + ": expected 576..65000"}};
     std::unique_ptr<TunDevice> t(new TunDevice());
     t->name_ = name;
     t->address_ = address;
     t->fd_ = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);  // the data threads poll
-    if (t->fd_ < 0) return Err{DpError{DpErrc::os_error, "open /dev/net/tun: " + errno_text(errno)}};
+    if (t->fd_ < 0)
+        return Err{DpError{DpErrc::os_error, "open /dev/net/tun: " + errno_text(errno)}};
     ifreq ifr{};
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
     std::memcpy(ifr.ifr_name, name.data(), name.size());
@@ -40,7 +45,9 @@ DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, un
         (void)::ioctl(t->fd_, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
     }
     t->ifindex_ = static_cast<int>(if_nametoindex(name.c_str()));
-    if (t->ifindex_ == 0) return Err{DpError{DpErrc::os_error, "if_nametoindex '" + name + "': " + errno_text(errno)}};
+    if (t->ifindex_ == 0)
+        return Err{
+            DpError{DpErrc::os_error, "if_nametoindex '" + name + "': " + errno_text(errno)}};
 
     auto nl = NetlinkSocket::open(NETLINK_ROUTE);
     if (!nl) return Err{nl.error()};
@@ -55,7 +62,8 @@ DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, un
     ifm->ifi_change = IFF_UP;
     mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
     if (txqueuelen) mnl_attr_put_u32(nlh, IFLA_TXQLEN, txqueuelen);
-    if (auto r = t->rtnl_->request(nlh, "set " + name + " up, mtu " + std::to_string(mtu)); !r) return Err{r.error()};
+    if (auto r = t->rtnl_->request(nlh, "set " + name + " up, mtu " + std::to_string(mtu)); !r)
+        return Err{r.error()};
 
     if (address) {
         nlh = t->rtnl_->begin(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
@@ -66,7 +74,8 @@ DpResult<std::unique_ptr<TunDevice>> TunDevice::open(const std::string& name, un
         ifa->ifa_scope = RT_SCOPE_UNIVERSE;
         mnl_attr_put(nlh, IFA_LOCAL, address->size(), address->bytes.data());
         mnl_attr_put(nlh, IFA_ADDRESS, address->size(), address->bytes.data());
-        if (auto r = t->rtnl_->request(nlh, "add address " + address->to_string() + " to " + name); !r)
+        if (auto r = t->rtnl_->request(nlh, "add address " + address->to_string() + " to " + name);
+            !r)
             return Err{r.error()};
     }
     return t;
@@ -76,11 +85,16 @@ TunDevice::~TunDevice() {
     if (fd_ >= 0) ::close(fd_);  // a non-persistent TUN disappears with its routes
 }
 
-DpResult<void> TunDevice::add_route(const IpPrefix& dst) { return route(dst, true); }
-DpResult<void> TunDevice::remove_route(const IpPrefix& dst) { return route(dst, false); }
+DpResult<void> TunDevice::add_route(const IpPrefix& dst) {
+    return route(dst, true);
+}
+DpResult<void> TunDevice::remove_route(const IpPrefix& dst) {
+    return route(dst, false);
+}
 
 DpResult<void> TunDevice::route(const IpPrefix& dst, bool add) {
-    nlmsghdr* nlh = rtnl_->begin(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+    nlmsghdr* nlh =
+        rtnl_->begin(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
     auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
     rtm->rtm_family = family_of(dst.addr);
     rtm->rtm_dst_len = dst.len;
@@ -92,7 +106,8 @@ DpResult<void> TunDevice::route(const IpPrefix& dst, bool add) {
     mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex_));
     if (address_ && address_->family == dst.addr.family)
         mnl_attr_put(nlh, RTA_PREFSRC, address_->size(), address_->bytes.data());
-    return rtnl_->request(nlh, std::string(add ? "add" : "delete") + " route " + dst.to_string() + " dev " + name_);
+    return rtnl_->request(
+        nlh, std::string(add ? "add" : "delete") + " route " + dst.to_string() + " dev " + name_);
 }
 
 }  // namespace qkd::dp

@@ -10,7 +10,7 @@
 namespace qkd::dp {
 
 class TunDevice {
-public:
+  public:
     // Creates (or attaches to) the device, sets the MTU, brings it up, optionally adds `address`.
     // With `offload`, IFF_VNET_HDR + TUNSETOFFLOAD(CSUM, TSO4, TSO6): every read and write
     // carries a vnet_hdr_len-octet virtio_net_hdr in front of the packet (see gso.hpp).
@@ -31,7 +31,7 @@ public:
     DpResult<void> add_route(const IpPrefix& dst);
     DpResult<void> remove_route(const IpPrefix& dst);
 
-private:
+  private:
     TunDevice() = default;
     DpResult<void> route(const IpPrefix& dst, bool add);
     int fd_ = -1;

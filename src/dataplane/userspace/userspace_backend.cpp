@@ -56,7 +56,7 @@ struct Removal {
 };
 
 class UserspaceDataPlane final : public DataPlane {
-public:
+  public:
     explicit UserspaceDataPlane(DataPlaneOptions o) : opt_(std::move(o)) {}
     ~UserspaceDataPlane() override { stop(); }
 
@@ -69,10 +69,11 @@ public:
     DpResult<void> install_policy(const PolicySpec& p) override;
     DpResult<void> remove_policy(const PolicySpec& p) override;
     DpResult<SaCounters> counters(const SaId& id) override;
-    DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp, const UdpEndpoint& src) override;
+    DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp,
+                                  const UdpEndpoint& src) override;
     void flush() override;
 
-private:
+  private:
     void stop();
     void publish_locked();
     std::shared_ptr<const Tables> snapshot(std::uint64_t* gen) const;
@@ -89,10 +90,11 @@ private:
     std::atomic<bool> stopping_{false};
     std::thread out_thread_, in_thread_, hk_thread_;
 
-    mutable std::mutex mu_;  // guards everything below
-    std::map<std::uint32_t, std::shared_ptr<EspSa>> in_sas_;                          // by SPI
-    std::map<std::uint32_t, std::shared_ptr<EspSa>> out_sas_;                         // by SPI
-    std::map<std::uint32_t, std::vector<std::shared_ptr<EspSa>>> out_order_;          // reqid -> oldest..newest
+    mutable std::mutex mu_;                                    // guards everything below
+    std::map<std::uint32_t, std::shared_ptr<EspSa>> in_sas_;   // by SPI
+    std::map<std::uint32_t, std::shared_ptr<EspSa>> out_sas_;  // by SPI
+    std::map<std::uint32_t, std::vector<std::shared_ptr<EspSa>>>
+        out_order_;  // reqid -> oldest..newest
     std::vector<PolicySpec> policies_;
     std::map<std::string, int> route_refs_;
     std::vector<Removal> removals_;
@@ -102,7 +104,8 @@ private:
 };
 
 DpResult<void> UserspaceDataPlane::start() {
-    auto tun = TunDevice::open(opt_.tun_name, opt_.tun_mtu, opt_.tun_address, opt_.tun_offload, opt_.tun_txqueuelen);
+    auto tun = TunDevice::open(opt_.tun_name, opt_.tun_mtu, opt_.tun_address, opt_.tun_offload,
+                               opt_.tun_txqueuelen);
     if (!tun) return Err{tun.error()};
     tun_ = std::move(*tun);
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -110,7 +113,8 @@ DpResult<void> UserspaceDataPlane::start() {
     if (opt_.raw_esp_socket) {
         raw_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ESP);
         if (raw_fd_ < 0)
-            return Err{DpError{DpErrc::os_error, "raw IPPROTO_ESP socket (needs CAP_NET_RAW): " + errno_text(errno)}};
+            return Err{DpError{DpErrc::os_error,
+                               "raw IPPROTO_ESP socket (needs CAP_NET_RAW): " + errno_text(errno)}};
         int sz = socket_buffer_bytes;
         // Best effort: the *FORCE variants need CAP_NET_ADMIN, the plain ones are capped by sysctl.
         if (::setsockopt(raw_fd_, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0)
@@ -158,18 +162,24 @@ std::shared_ptr<const Tables> UserspaceDataPlane::snapshot(std::uint64_t* gen) c
 
 DpResult<void> UserspaceDataPlane::install_sa(SaSpec spec) {
     if (spec.reqid == 0)
-        return Err{DpError{DpErrc::invalid_argument, "SA with reqid 0: expected a reqid != 0 linking it to policies"}};
-    if (spec.outer_src.family != IpAddress::Family::v4 || spec.outer_dst.family != IpAddress::Family::v4)
-        return Err{DpError{DpErrc::invalid_argument, "outer addresses " + spec.outer_src.to_string() + " -> " +
-                                                         spec.outer_dst.to_string() + ": expected IPv4"}};
+        return Err{DpError{DpErrc::invalid_argument,
+                           "SA with reqid 0: expected a reqid != 0 linking it to policies"}};
+    if (spec.outer_src.family != IpAddress::Family::v4 ||
+        spec.outer_dst.family != IpAddress::Family::v4)
+        return Err{DpError{DpErrc::invalid_argument,
+                           "outer addresses " + spec.outer_src.to_string() + " -> " +
+                               spec.outer_dst.to_string() + ": expected IPv4"}};
     if (spec.direction == Direction::inbound && spec.selectors.empty())
         return Err{DpError{DpErrc::invalid_argument,
-                           "inbound SA without traffic selectors: expected at least one (RFC 4301 5.2 inner check)"}};
+                           "inbound SA without traffic selectors: expected at least one (RFC 4301 "
+                           "5.2 inner check)"}};
     if (spec.encap && !opt_.udp_sender && spec.direction == Direction::outbound)
         return Err{DpError{DpErrc::invalid_argument,
-                           "UDP-encapsulated SA but no UdpSender in DataPlaneOptions: expected the daemon's sender"}};
+                           "UDP-encapsulated SA but no UdpSender in DataPlaneOptions: expected the "
+                           "daemon's sender"}};
     if (!spec.encap && raw_fd_ < 0)
-        return Err{DpError{DpErrc::invalid_argument, "plain ESP SA but raw_esp_socket is off: expected encap"}};
+        return Err{DpError{DpErrc::invalid_argument,
+                           "plain ESP SA but raw_esp_socket is off: expected encap"}};
     const auto dir = spec.direction;
     const auto spi = spec.spi;
     const auto reqid = spec.reqid;
@@ -179,8 +189,8 @@ DpResult<void> UserspaceDataPlane::install_sa(SaSpec spec) {
     std::lock_guard lock(mu_);
     auto& table = dir == Direction::inbound ? in_sas_ : out_sas_;
     if (table.count(spi))
-        return Err{DpError{DpErrc::exists, std::string(to_string(dir)) + " SA with SPI " + std::to_string(spi) +
-                                               " is installed already"}};
+        return Err{DpError{DpErrc::exists, std::string(to_string(dir)) + " SA with SPI " +
+                                               std::to_string(spi) + " is installed already"}};
     table.emplace(spi, shared);
     if (dir == Direction::outbound) out_order_[reqid].push_back(shared);
     publish_locked();
@@ -192,8 +202,9 @@ DpResult<void> UserspaceDataPlane::remove_sa(const SaId& id) {
     auto& table = id.direction == Direction::inbound ? in_sas_ : out_sas_;
     auto it = table.find(id.spi);
     if (it == table.end())
-        return Err{DpError{DpErrc::not_found,
-                           std::string(to_string(id.direction)) + " SA with SPI " + std::to_string(id.spi) + " not installed"}};
+        return Err{DpError{DpErrc::not_found, std::string(to_string(id.direction)) +
+                                                  " SA with SPI " + std::to_string(id.spi) +
+                                                  " not installed"}};
     if (id.direction == Direction::outbound) {
         auto& list = out_order_[it->second->spec().reqid];
         std::erase(list, it->second);
@@ -204,7 +215,8 @@ DpResult<void> UserspaceDataPlane::remove_sa(const SaId& id) {
     return {};
 }
 
-DpResult<void> UserspaceDataPlane::switch_outbound(const SaId& old_in, const SaId& old_out, SaSpec new_out,
+DpResult<void> UserspaceDataPlane::switch_outbound(const SaId& old_in, const SaId& old_out,
+                                                   SaSpec new_out,
                                                    std::chrono::milliseconds linger) {
     // The newest outbound SA of a reqid takes the traffic as soon as it is published.
     if (auto r = install_sa(std::move(new_out)); !r) return r;
@@ -216,12 +228,15 @@ DpResult<void> UserspaceDataPlane::switch_outbound(const SaId& old_in, const SaI
 }
 
 DpResult<void> UserspaceDataPlane::install_policy(const PolicySpec& p) {
-    if (p.reqid == 0) return Err{DpError{DpErrc::invalid_argument, "policy with reqid 0: expected the SA's reqid"}};
+    if (p.reqid == 0)
+        return Err{
+            DpError{DpErrc::invalid_argument, "policy with reqid 0: expected the SA's reqid"}};
     std::lock_guard lock(mu_);
     for (const auto& q : policies_)
         if (q.selector == p.selector && q.reqid == p.reqid)
             return Err{DpError{DpErrc::exists, "policy " + p.selector.local.to_string() + " <=> " +
-                                                   p.selector.remote.to_string() + " is installed already"}};
+                                                   p.selector.remote.to_string() +
+                                                   " is installed already"}};
     const std::string key = p.selector.remote.to_string();
     if (route_refs_[key]++ == 0) {
         if (auto r = tun_->add_route(p.selector.remote); !r) {
@@ -236,11 +251,13 @@ DpResult<void> UserspaceDataPlane::install_policy(const PolicySpec& p) {
 
 DpResult<void> UserspaceDataPlane::remove_policy(const PolicySpec& p) {
     std::lock_guard lock(mu_);
-    auto it = std::find_if(policies_.begin(), policies_.end(),
-                           [&](const PolicySpec& q) { return q.selector == p.selector && q.reqid == p.reqid; });
+    auto it = std::find_if(policies_.begin(), policies_.end(), [&](const PolicySpec& q) {
+        return q.selector == p.selector && q.reqid == p.reqid;
+    });
     if (it == policies_.end())
         return Err{DpError{DpErrc::not_found, "policy " + p.selector.local.to_string() + " <=> " +
-                                                  p.selector.remote.to_string() + " not installed"}};
+                                                  p.selector.remote.to_string() +
+                                                  " not installed"}};
     policies_.erase(it);
     const std::string key = p.selector.remote.to_string();
     DpResult<void> res;
@@ -257,8 +274,9 @@ DpResult<SaCounters> UserspaceDataPlane::counters(const SaId& id) {
     auto& table = id.direction == Direction::inbound ? in_sas_ : out_sas_;
     auto it = table.find(id.spi);
     if (it == table.end())
-        return Err{DpError{DpErrc::not_found,
-                           std::string(to_string(id.direction)) + " SA with SPI " + std::to_string(id.spi) + " not installed"}};
+        return Err{DpError{DpErrc::not_found, std::string(to_string(id.direction)) +
+                                                  " SA with SPI " + std::to_string(id.spi) +
+                                                  " not installed"}};
     return it->second->counters();
 }
 
@@ -303,10 +321,12 @@ void UserspaceDataPlane::deliver_inbound(EspSa& sa, std::span<std::uint8_t> esp)
     (void)!::write(tun_->fd(), inner.data(), inner.size());
 }
 
-DpResult<void> UserspaceDataPlane::handle_udp_esp(std::span<const std::uint8_t> esp, const UdpEndpoint&) {
+DpResult<void> UserspaceDataPlane::handle_udp_esp(std::span<const std::uint8_t> esp,
+                                                  const UdpEndpoint&) {
     if (esp.size() < esp_min_packet || esp.size() > packet_buf_size)
-        return Err{DpError{DpErrc::invalid_argument,
-                           "ESP-in-UDP payload of " + std::to_string(esp.size()) + " octets: expected 34..65536"}};
+        return Err{DpError{
+            DpErrc::invalid_argument,
+            "ESP-in-UDP payload of " + std::to_string(esp.size()) + " octets: expected 34..65536"}};
     const std::uint32_t spi = (std::uint32_t{esp[0]} << 24) | (std::uint32_t{esp[1]} << 16) |
                               (std::uint32_t{esp[2]} << 8) | esp[3];
     std::shared_ptr<EspSa> sa;
@@ -315,7 +335,8 @@ DpResult<void> UserspaceDataPlane::handle_udp_esp(std::span<const std::uint8_t> 
         auto it = in_sas_.find(spi);
         if (it != in_sas_.end()) sa = it->second;
     }
-    if (!sa) return Err{DpError{DpErrc::not_found, "ESP-in-UDP for unknown SPI " + std::to_string(spi)}};
+    if (!sa)
+        return Err{DpError{DpErrc::not_found, "ESP-in-UDP for unknown SPI " + std::to_string(spi)}};
     thread_local std::vector<std::uint8_t> buf(packet_buf_size);
     std::copy(esp.begin(), esp.end(), buf.begin());
     deliver_inbound(*sa, std::span(buf.data(), esp.size()));
@@ -323,7 +344,8 @@ DpResult<void> UserspaceDataPlane::handle_udp_esp(std::span<const std::uint8_t> 
 }
 
 void UserspaceDataPlane::outbound_loop() {
-    std::vector<std::vector<std::uint8_t>> bufs(batch_size, std::vector<std::uint8_t>(packet_buf_size));
+    std::vector<std::vector<std::uint8_t>> bufs(batch_size,
+                                                std::vector<std::uint8_t>(packet_buf_size));
     std::vector<std::uint8_t> rd(packet_buf_size);
     mmsghdr msgs[batch_size];
     iovec iovs[batch_size];
@@ -360,7 +382,8 @@ void UserspaceDataPlane::outbound_loop() {
         if (sit == t->out_by_reqid.end()) return;  // no SA yet (IKE still negotiating)
         EspSa& sa = *sit->second;
         std::size_t len = 0;
-        if (sa.encrypt_in_place(std::span(b, packet_buf_size), inner_len, p->next_header, &len) != EspStatus::ok)
+        if (sa.encrypt_in_place(std::span(b, packet_buf_size), inner_len, p->next_header, &len) !=
+            EspStatus::ok)
             return;
         const auto& spec = sa.spec();
         if (spec.encap) {
@@ -392,13 +415,15 @@ void UserspaceDataPlane::outbound_loop() {
             if (r <= static_cast<ssize_t>(hdr)) break;
             auto pkt = std::span<std::uint8_t>(rd.data() + hdr, static_cast<std::size_t>(r) - hdr);
             VnetHdr h;
-            if (vnet) h = VnetHdr::decode(std::span<const std::uint8_t, vnet_hdr_len>(rd.data(), vnet_hdr_len));
+            if (vnet)
+                h = VnetHdr::decode(
+                    std::span<const std::uint8_t, vnet_hdr_len>(rd.data(), vnet_hdr_len));
             if (h.gso_type != 0) {
                 auto count = gso_segment_count(h, pkt);
                 if (!count) continue;
                 for (std::size_t i = 0; i < *count; ++i) {
-                    auto seg = gso_build_segment(h, pkt, i,
-                                                 std::span(bufs[n].data() + esp_prefix_len, max_inner));
+                    auto seg = gso_build_segment(
+                        h, pkt, i, std::span(bufs[n].data() + esp_prefix_len, max_inner));
                     if (seg) emit(*seg);
                 }
                 continue;
@@ -412,13 +437,15 @@ void UserspaceDataPlane::outbound_loop() {
 }
 
 void UserspaceDataPlane::inbound_loop() {
-    std::vector<std::vector<std::uint8_t>> bufs(batch_size, std::vector<std::uint8_t>(packet_buf_size));
+    std::vector<std::vector<std::uint8_t>> bufs(batch_size,
+                                                std::vector<std::uint8_t>(packet_buf_size));
     mmsghdr msgs[batch_size];
     iovec iovs[batch_size];
     std::uint64_t gen = 0;
     std::shared_ptr<const Tables> t = snapshot(&gen);
     const int tun_fd = tun_->fd();
-    TcpCoalescer gro([tun_fd](std::span<const std::uint8_t> w) { (void)!::write(tun_fd, w.data(), w.size()); });
+    TcpCoalescer gro(
+        [tun_fd](std::span<const std::uint8_t> w) { (void)!::write(tun_fd, w.data(), w.size()); });
     const bool vnet = tun_->vnet_hdr();
     pollfd pfd[2] = {{raw_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     while (!stopping_.load(std::memory_order_relaxed)) {
@@ -441,8 +468,9 @@ void UserspaceDataPlane::inbound_loop() {
             if ((pkt[0] >> 4) != 4 || ihl < 20 || ihl > pkt.size()) continue;
             auto esp = pkt.subspan(ihl);
             if (esp.size() < esp_min_packet) continue;
-            const std::uint32_t spi = (std::uint32_t{esp[0]} << 24) | (std::uint32_t{esp[1]} << 16) |
-                                      (std::uint32_t{esp[2]} << 8) | esp[3];
+            const std::uint32_t spi = (std::uint32_t{esp[0]} << 24) |
+                                      (std::uint32_t{esp[1]} << 16) | (std::uint32_t{esp[2]} << 8) |
+                                      esp[3];
             auto it = t->in_by_spi.find(spi);
             if (it == t->in_by_spi.end()) continue;
             if (!vnet) {
@@ -485,7 +513,8 @@ void UserspaceDataPlane::housekeeping_loop() {
         });
         lock.unlock();
         for (const auto& id : due) (void)remove_sa(id);
-        for (const auto& id : hard) (void)remove_sa(id);  // like the kernel: a hard-expired SA is deleted
+        for (const auto& id : hard)
+            (void)remove_sa(id);  // like the kernel: a hard-expired SA is deleted
         if (opt_.on_expire)
             for (const auto& e : events) opt_.on_expire(e);
         lock.lock();

@@ -23,24 +23,34 @@ namespace qkd::dp {
 namespace {
 
 constexpr std::uint32_t default_policy_priority = 0x1000;
-constexpr std::uint32_t legacy_replay_max = 32;  // xfrm_usersa_info.replay_window is a 32-bit bitmap
+constexpr std::uint32_t legacy_replay_max =
+    32;  // xfrm_usersa_info.replay_window is a 32-bit bitmap
 constexpr int event_poll_ms = 200;
 #ifndef UDP_ENCAP_ESPINUDP
 constexpr std::uint16_t UDP_ENCAP_ESPINUDP = 2;
 #endif
 
-unsigned short af(const IpAddress& a) { return a.family == IpAddress::Family::v4 ? AF_INET : AF_INET6; }
-void put_addr(xfrm_address_t* out, const IpAddress& a) { std::memcpy(out, a.bytes.data(), a.size()); }
-std::uint64_t lim(std::uint64_t v) { return v == 0 ? XFRM_INF : v; }
+unsigned short af(const IpAddress& a) {
+    return a.family == IpAddress::Family::v4 ? AF_INET : AF_INET6;
+}
+void put_addr(xfrm_address_t* out, const IpAddress& a) {
+    std::memcpy(out, a.bytes.data(), a.size());
+}
+std::uint64_t lim(std::uint64_t v) {
+    return v == 0 ? XFRM_INF : v;
+}
 std::string sa_name(const SaId& id) {
-    return std::string(to_string(id.direction)) + " SA spi 0x" + [&] {
-        char b[16];
-        std::snprintf(b, sizeof b, "%08x", id.spi);
-        return std::string(b);
-    }() + " dst " + id.outer_dst.to_string();
+    return std::string(to_string(id.direction)) + " SA spi 0x" +
+           [&] {
+               char b[16];
+               std::snprintf(b, sizeof b, "%08x", id.spi);
+               return std::string(b);
+           }() +
+           " dst " + id.outer_dst.to_string();
 }
 
-void fill_selector(xfrm_selector* sel, const IpPrefix& src, const IpPrefix& dst, std::uint8_t proto) {
+void fill_selector(xfrm_selector* sel, const IpPrefix& src, const IpPrefix& dst,
+                   std::uint8_t proto) {
     put_addr(&sel->saddr, src.addr);
     put_addr(&sel->daddr, dst.addr);
     sel->prefixlen_s = src.len;
@@ -53,7 +63,8 @@ void fill_selector(xfrm_selector* sel, const IpPrefix& src, const IpPrefix& dst,
 
 nlmsghdr* build_xfrm_newsa(NetlinkSocket& nl, std::uint16_t type, const SaSpec& s) {
     nlmsghdr* nlh = nl.begin(type, type == XFRM_MSG_NEWSA ? NLM_F_CREATE | NLM_F_EXCL : 0);
-    auto* sa = static_cast<xfrm_usersa_info*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_usersa_info)));
+    auto* sa =
+        static_cast<xfrm_usersa_info*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_usersa_info)));
     sa->family = af(s.outer_dst);
     sa->sel.family = af(s.selectors.empty() ? s.outer_dst : s.selectors.front().local.addr);
     put_addr(&sa->id.daddr, s.outer_dst);
@@ -96,7 +107,8 @@ nlmsghdr* build_xfrm_newsa(NetlinkSocket& nl, std::uint16_t type, const SaSpec& 
         r->replay_window = 1;  // the kernel wants a non-zero window with ESN even on outbound SAs
         mnl_attr_put(nlh, XFRMA_REPLAY_ESN_VAL, esn.size(), esn.data());
     } else {
-        sa->replay_window = static_cast<std::uint8_t>(s.direction == Direction::inbound ? s.replay_window : 0);
+        sa->replay_window =
+            static_cast<std::uint8_t>(s.direction == Direction::inbound ? s.replay_window : 0);
     }
     if (s.esn) sa->flags |= XFRM_STATE_ESN;
     if (s.encap) {
@@ -112,7 +124,8 @@ nlmsghdr* build_xfrm_newsa(NetlinkSocket& nl, std::uint16_t type, const SaSpec& 
 
 nlmsghdr* build_xfrm_delsa(NetlinkSocket& nl, const SaId& id) {
     nlmsghdr* nlh = nl.begin(XFRM_MSG_DELSA, 0);
-    auto* sid = static_cast<xfrm_usersa_id*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_usersa_id)));
+    auto* sid =
+        static_cast<xfrm_usersa_id*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_usersa_id)));
     put_addr(&sid->daddr, id.outer_dst);
     sid->spi = htonl(id.spi);
     sid->family = af(id.outer_dst);
@@ -128,7 +141,7 @@ struct Removal {
 };
 
 class XfrmDataPlane final : public DataPlane {
-public:
+  public:
     explicit XfrmDataPlane(DataPlaneOptions o) : opt_(std::move(o)) {}
     ~XfrmDataPlane() override {
         stopping_ = true;
@@ -151,17 +164,22 @@ public:
     std::string_view backend_name() const override { return "xfrm"; }
 
     DpResult<void> install_sa(SaSpec spec) override {
-        if (spec.spi == 0) return Err{DpError{DpErrc::invalid_argument, "SPI 0 is reserved: expected a non-zero SPI"}};
-        if (spec.reqid == 0) return Err{DpError{DpErrc::invalid_argument, "SA with reqid 0: expected a reqid != 0"}};
+        if (spec.spi == 0)
+            return Err{
+                DpError{DpErrc::invalid_argument, "SPI 0 is reserved: expected a non-zero SPI"}};
+        if (spec.reqid == 0)
+            return Err{DpError{DpErrc::invalid_argument, "SA with reqid 0: expected a reqid != 0"}};
         if ((spec.key.size() != 16 && spec.key.size() != 32) || spec.salt.size() != 4)
-            return Err{DpError{DpErrc::invalid_argument, "AES-GCM key of " + std::to_string(spec.key.size()) +
-                                                             " octets and salt of " + std::to_string(spec.salt.size()) +
-                                                             ": expected 16 or 32, and 4"}};
+            return Err{DpError{DpErrc::invalid_argument,
+                               "AES-GCM key of " + std::to_string(spec.key.size()) +
+                                   " octets and salt of " + std::to_string(spec.salt.size()) +
+                                   ": expected 16 or 32, and 4"}};
         if (spec.outer_src.family != spec.outer_dst.family)
             return Err{DpError{DpErrc::invalid_argument, "outer addresses of different families"}};
         SaId id{spec.direction, spec.spi, spec.outer_dst};
         std::lock_guard lock(mu_);
-        auto r = nl_->request(build_xfrm_newsa(*nl_, XFRM_MSG_NEWSA, spec), "install " + sa_name(id));
+        auto r =
+            nl_->request(build_xfrm_newsa(*nl_, XFRM_MSG_NEWSA, spec), "install " + sa_name(id));
         if (!r) return r;
         sas_.push_back(id);
         return {};
@@ -170,7 +188,8 @@ public:
     DpResult<void> remove_sa(const SaId& id) override {
         std::lock_guard lock(mu_);
         auto r = nl_->request(build_xfrm_delsa(*nl_, id), "delete " + sa_name(id));
-        std::erase_if(sas_, [&](const SaId& s) { return s.spi == id.spi && s.outer_dst == id.outer_dst; });
+        std::erase_if(
+            sas_, [&](const SaId& s) { return s.spi == id.spi && s.outer_dst == id.outer_dst; });
         return r;
     }
 
@@ -192,7 +211,8 @@ public:
     DpResult<SaCounters> counters(const SaId& id) override {
         std::lock_guard lock(mu_);
         nlmsghdr* nlh = nl_->begin(XFRM_MSG_GETSA, 0);
-        auto* sid = static_cast<xfrm_usersa_id*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_usersa_id)));
+        auto* sid =
+            static_cast<xfrm_usersa_id*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_usersa_id)));
         put_addr(&sid->daddr, id.outer_dst);
         sid->spi = htonl(id.spi);
         sid->family = af(id.outer_dst);
@@ -200,38 +220,47 @@ public:
         SaCounters c;
         bool got = false;
         auto r = nl_->request(nlh, "get " + sa_name(id), [&](const nlmsghdr* m) {
-            if (m->nlmsg_type != XFRM_MSG_NEWSA || mnl_nlmsg_get_payload_len(m) < sizeof(xfrm_usersa_info)) return;
+            if (m->nlmsg_type != XFRM_MSG_NEWSA ||
+                mnl_nlmsg_get_payload_len(m) < sizeof(xfrm_usersa_info))
+                return;
             const auto* info = static_cast<const xfrm_usersa_info*>(mnl_nlmsg_get_payload(m));
             c.bytes = info->curlft.bytes;
             c.packets = info->curlft.packets;
             c.dropped_replay = info->stats.replay;
             c.dropped_auth = info->stats.integrity_failed;
-            mnl_attr_parse(m, sizeof(xfrm_usersa_info), [](const nlattr* a, void* data) -> int {
-                auto* cc = static_cast<SaCounters*>(data);
-                if (mnl_attr_get_type(a) == XFRMA_REPLAY_ESN_VAL &&
-                    mnl_attr_get_payload_len(a) >= sizeof(xfrm_replay_state_esn)) {
-                    const auto* e = static_cast<const xfrm_replay_state_esn*>(mnl_attr_get_payload(a));
-                    const std::uint64_t o = (std::uint64_t{e->oseq_hi} << 32) | e->oseq;
-                    const std::uint64_t i = (std::uint64_t{e->seq_hi} << 32) | e->seq;
-                    cc->seq = o ? o : i;
-                } else if (mnl_attr_get_type(a) == XFRMA_REPLAY_VAL &&
-                           mnl_attr_get_payload_len(a) >= sizeof(xfrm_replay_state)) {
-                    const auto* e = static_cast<const xfrm_replay_state*>(mnl_attr_get_payload(a));
-                    cc->seq = e->oseq ? e->oseq : e->seq;
-                }
-                return MNL_CB_OK;
-            }, &c);
+            mnl_attr_parse(
+                m, sizeof(xfrm_usersa_info),
+                [](const nlattr* a, void* data) -> int {
+                    auto* cc = static_cast<SaCounters*>(data);
+                    if (mnl_attr_get_type(a) == XFRMA_REPLAY_ESN_VAL &&
+                        mnl_attr_get_payload_len(a) >= sizeof(xfrm_replay_state_esn)) {
+                        const auto* e =
+                            static_cast<const xfrm_replay_state_esn*>(mnl_attr_get_payload(a));
+                        const std::uint64_t o = (std::uint64_t{e->oseq_hi} << 32) | e->oseq;
+                        const std::uint64_t i = (std::uint64_t{e->seq_hi} << 32) | e->seq;
+                        cc->seq = o ? o : i;
+                    } else if (mnl_attr_get_type(a) == XFRMA_REPLAY_VAL &&
+                               mnl_attr_get_payload_len(a) >= sizeof(xfrm_replay_state)) {
+                        const auto* e =
+                            static_cast<const xfrm_replay_state*>(mnl_attr_get_payload(a));
+                        cc->seq = e->oseq ? e->oseq : e->seq;
+                    }
+                    return MNL_CB_OK;
+                },
+                &c);
             got = true;
         });
         if (!r) return Err{r.error()};
-        if (!got) return Err{DpError{DpErrc::not_found, sa_name(id) + ": no answer from the kernel"}};
+        if (!got)
+            return Err{DpError{DpErrc::not_found, sa_name(id) + ": no answer from the kernel"}};
         return c;
     }
 
     DpResult<void> handle_udp_esp(std::span<const std::uint8_t>, const UdpEndpoint&) override {
-        return Err{DpError{DpErrc::not_supported,
-                           "handle_udp_esp on the xfrm backend: the kernel decapsulates ESP-in-UDP itself "
-                           "(set UDP_ENCAP_ESPINUDP on the port-4500 socket)"}};
+        return Err{
+            DpError{DpErrc::not_supported,
+                    "handle_udp_esp on the xfrm backend: the kernel decapsulates ESP-in-UDP itself "
+                    "(set UDP_ENCAP_ESPINUDP on the port-4500 socket)"}};
     }
 
     void flush() override {
@@ -248,22 +277,28 @@ public:
         removals_.clear();
     }
 
-private:
+  private:
     DpResult<void> policy(const PolicySpec& p, bool add) {
-        if (p.reqid == 0) return Err{DpError{DpErrc::invalid_argument, "policy with reqid 0: expected the SA's reqid"}};
+        if (p.reqid == 0)
+            return Err{
+                DpError{DpErrc::invalid_argument, "policy with reqid 0: expected the SA's reqid"}};
         std::lock_guard lock(mu_);
         const std::string what = std::string(add ? "install" : "delete") + " policy " +
-                                 p.selector.local.to_string() + " <=> " + p.selector.remote.to_string();
+                                 p.selector.local.to_string() + " <=> " +
+                                 p.selector.remote.to_string();
         DpResult<void> first;
-        // One PolicySpec = three kernel policies: out (local -> remote), in and fwd (remote -> local).
-        for (std::uint8_t dir : {std::uint8_t{XFRM_POLICY_OUT}, std::uint8_t{XFRM_POLICY_IN}, std::uint8_t{XFRM_POLICY_FWD}}) {
+        // One PolicySpec = three kernel policies: out (local -> remote), in and fwd (remote ->
+        // local).
+        for (std::uint8_t dir : {std::uint8_t{XFRM_POLICY_OUT}, std::uint8_t{XFRM_POLICY_IN},
+                                 std::uint8_t{XFRM_POLICY_FWD}}) {
             const bool out = dir == XFRM_POLICY_OUT;
             const IpPrefix& src = out ? p.selector.local : p.selector.remote;
             const IpPrefix& dst = out ? p.selector.remote : p.selector.local;
             DpResult<void> r;
             if (add) {
                 nlmsghdr* nlh = nl_->begin(XFRM_MSG_NEWPOLICY, NLM_F_CREATE | NLM_F_EXCL);
-                auto* pol = static_cast<xfrm_userpolicy_info*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_userpolicy_info)));
+                auto* pol = static_cast<xfrm_userpolicy_info*>(
+                    mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_userpolicy_info)));
                 fill_selector(&pol->sel, src, dst, p.selector.protocol);
                 pol->dir = dir;
                 pol->action = XFRM_POLICY_ALLOW;
@@ -282,7 +317,8 @@ private:
                 r = nl_->request(nlh, what + " dir " + std::to_string(dir));
             } else {
                 nlmsghdr* nlh = nl_->begin(XFRM_MSG_DELPOLICY, 0);
-                auto* pid = static_cast<xfrm_userpolicy_id*>(mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_userpolicy_id)));
+                auto* pid = static_cast<xfrm_userpolicy_id*>(
+                    mnl_nlmsg_put_extra_header(nlh, sizeof(xfrm_userpolicy_id)));
                 fill_selector(&pid->sel, src, dst, p.selector.protocol);
                 pid->dir = dir;
                 r = nl_->request(nlh, what + " dir " + std::to_string(dir));
@@ -291,27 +327,36 @@ private:
         }
         if (add && first) policies_.push_back(p);
         if (!add)
-            std::erase_if(policies_, [&](const PolicySpec& q) { return q.selector == p.selector && q.reqid == p.reqid; });
+            std::erase_if(policies_, [&](const PolicySpec& q) {
+                return q.selector == p.selector && q.reqid == p.reqid;
+            });
         return first;
     }
 
     void event_loop() {
         while (!stopping_) {
             (void)events_->receive_events(event_poll_ms, [this](const nlmsghdr* m) {
-                if (m->nlmsg_type != XFRM_MSG_EXPIRE || mnl_nlmsg_get_payload_len(m) < sizeof(xfrm_user_expire)) return;
+                if (m->nlmsg_type != XFRM_MSG_EXPIRE ||
+                    mnl_nlmsg_get_payload_len(m) < sizeof(xfrm_user_expire))
+                    return;
                 const auto* e = static_cast<const xfrm_user_expire*>(mnl_nlmsg_get_payload(m));
                 ExpiryEvent ev;
                 ev.sa.spi = ntohl(e->state.id.spi);
-                ev.sa.outer_dst.family = e->state.family == AF_INET ? IpAddress::Family::v4 : IpAddress::Family::v6;
-                std::memcpy(ev.sa.outer_dst.bytes.data(), &e->state.id.daddr, ev.sa.outer_dst.size());
+                ev.sa.outer_dst.family =
+                    e->state.family == AF_INET ? IpAddress::Family::v4 : IpAddress::Family::v6;
+                std::memcpy(ev.sa.outer_dst.bytes.data(), &e->state.id.daddr,
+                            ev.sa.outer_dst.size());
                 ev.reqid = e->state.reqid;
                 ev.hard = e->hard != 0;
                 {
                     std::lock_guard lock(mu_);
                     for (const auto& s : sas_)
-                        if (s.spi == ev.sa.spi && s.outer_dst == ev.sa.outer_dst) ev.sa.direction = s.direction;
+                        if (s.spi == ev.sa.spi && s.outer_dst == ev.sa.outer_dst)
+                            ev.sa.direction = s.direction;
                     if (ev.hard)  // the kernel deletes hard-expired SAs itself
-                        std::erase_if(sas_, [&](const SaId& s) { return s.spi == ev.sa.spi && s.outer_dst == ev.sa.outer_dst; });
+                        std::erase_if(sas_, [&](const SaId& s) {
+                            return s.spi == ev.sa.spi && s.outer_dst == ev.sa.outer_dst;
+                        });
                 }
                 if (opt_.on_expire) opt_.on_expire(ev);
             });

@@ -22,19 +22,23 @@ bool try_install(bool scratch_ns, std::string* why) {
     s.direction = Direction::inbound;
     std::uint8_t spi_bytes[4];
     random_bytes(spi_bytes);
-    s.spi = 0x100u | (std::uint32_t{spi_bytes[0]} << 24 | std::uint32_t{spi_bytes[1]} << 16 | std::uint32_t{spi_bytes[2]} << 8);
+    s.spi = 0x100u | (std::uint32_t{spi_bytes[0]} << 24 | std::uint32_t{spi_bytes[1]} << 16 |
+                      std::uint32_t{spi_bytes[2]} << 8);
     s.reqid = 1;
     s.outer_src = IpAddress::v4(0xc0000201);  // 192.0.2.1
     s.outer_dst = IpAddress::v4(0xc0000202);  // 192.0.2.2
     s.key = SecretBytes(32);
     s.salt = SecretBytes(4);
     s.replay_window = 32;
-    auto r = (*nl)->request(build_xfrm_newsa(**nl, XFRM_MSG_NEWSA, s), "probe ESP rfc4106(gcm(aes)) SA");
+    auto r =
+        (*nl)->request(build_xfrm_newsa(**nl, XFRM_MSG_NEWSA, s), "probe ESP rfc4106(gcm(aes)) SA");
     if (!r) {
         if (why) *why = r.error().message;
         return false;
     }
-    if (!scratch_ns) (void)(*nl)->request(build_xfrm_delsa(**nl, SaId{s.direction, s.spi, s.outer_dst}), "delete probe SA");
+    if (!scratch_ns)
+        (void)(*nl)->request(build_xfrm_delsa(**nl, SaId{s.direction, s.spi, s.outer_dst}),
+                             "delete probe SA");
     return true;
 }
 

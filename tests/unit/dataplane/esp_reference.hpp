@@ -14,8 +14,9 @@ inline void be32(std::vector<std::uint8_t>& v, std::uint32_t x) {
 }
 
 // Returns SPI || seq_lo || IV(seq64) || AES-GCM(plaintext) || ICV.
-inline std::vector<std::uint8_t> build(const std::vector<std::uint8_t>& key, const std::vector<std::uint8_t>& salt,
-                                       std::uint32_t spi, std::uint64_t seq, bool esn,
+inline std::vector<std::uint8_t> build(const std::vector<std::uint8_t>& key,
+                                       const std::vector<std::uint8_t>& salt, std::uint32_t spi,
+                                       std::uint64_t seq, bool esn,
                                        const std::vector<std::uint8_t>& plaintext) {
     std::vector<std::uint8_t> out;
     be32(out, spi);
@@ -29,7 +30,8 @@ inline std::vector<std::uint8_t> build(const std::vector<std::uint8_t>& key, con
     if (esn) be32(aad, static_cast<std::uint32_t>(seq >> 32));
     be32(aad, static_cast<std::uint32_t>(seq));
     EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-    EVP_EncryptInit_ex(c, key.size() == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm(), nullptr, key.data(), nonce.data());
+    EVP_EncryptInit_ex(c, key.size() == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm(), nullptr,
+                       key.data(), nonce.data());
     int l = 0;
     EVP_EncryptUpdate(c, nullptr, &l, aad.data(), static_cast<int>(aad.size()));
     std::vector<std::uint8_t> ct(plaintext.size() + 16);

@@ -18,10 +18,12 @@ const std::vector<std::uint8_t> kKey256 = [] {
 const std::vector<std::uint8_t> kSalt = {0xca, 0xfe, 0xba, 0xbe};
 constexpr std::uint32_t kSpi = 0x12345678;
 
-TrafficSelector any_ts() { return {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("0.0.0.0/0"), 0}; }
+TrafficSelector any_ts() {
+    return {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("0.0.0.0/0"), 0};
+}
 
-std::unique_ptr<EspSa> make_sa(Direction d, bool esn = false, std::vector<std::uint8_t> key = kKey256,
-                               std::uint32_t window = 64) {
+std::unique_ptr<EspSa> make_sa(Direction d, bool esn = false,
+                               std::vector<std::uint8_t> key = kKey256, std::uint32_t window = 64) {
     SaSpec s;
     s.direction = d;
     s.spi = kSpi;
@@ -45,7 +47,8 @@ std::vector<std::uint8_t> inner_packet(std::size_t n) {
 }
 
 // Encrypts `inner` through the production code and returns the ESP packet.
-std::vector<std::uint8_t> seal(EspSa& sa, const std::vector<std::uint8_t>& inner, std::uint8_t nh = 4) {
+std::vector<std::uint8_t> seal(EspSa& sa, const std::vector<std::uint8_t>& inner,
+                               std::uint8_t nh = 4) {
     std::vector<std::uint8_t> buf(esp_prefix_len + inner.size() + esp_max_overhead);
     std::copy(inner.begin(), inner.end(), buf.begin() + esp_prefix_len);
     std::size_t len = 0;
@@ -59,7 +62,8 @@ EspStatus open(EspSa& sa, std::vector<std::uint8_t> pkt, std::vector<std::uint8_
     std::size_t n = 0;
     std::uint8_t nh = 0;
     auto st = sa.decrypt_in_place(pkt, &n, &nh);
-    if (st == EspStatus::ok && inner) inner->assign(pkt.begin() + esp_prefix_len, pkt.begin() + esp_prefix_len + n);
+    if (st == EspStatus::ok && inner)
+        inner->assign(pkt.begin() + esp_prefix_len, pkt.begin() + esp_prefix_len + n);
     if (nh_out) *nh_out = nh;
     return st;
 }
@@ -81,7 +85,8 @@ TEST(EspSa, OutboundPacketMatchesIndependentComputation) {
         auto inner = inner_packet(n);
         auto first = seal(*sa, inner);  // seq 1
         auto pkt = seal(*sa, inner);    // seq 2
-        EXPECT_EQ(pkt, esp_ref::build(kKey256, kSalt, kSpi, 2, false, with_trailer(inner, 4))) << "inner " << n;
+        EXPECT_EQ(pkt, esp_ref::build(kKey256, kSalt, kSpi, 2, false, with_trailer(inner, 4)))
+            << "inner " << n;
         EXPECT_EQ(first, esp_ref::build(kKey256, kSalt, kSpi, 1, false, with_trailer(inner, 4)));
         EXPECT_EQ(pkt.size() % 4, 0u);
     }
@@ -91,7 +96,8 @@ TEST(EspSa, Aes128AndEsnAadMatchIndependentComputation) {
     std::vector<std::uint8_t> k128(kKey256.begin(), kKey256.begin() + 16);
     auto sa = make_sa(Direction::outbound, false, k128);
     auto inner = inner_packet(100);
-    EXPECT_EQ(seal(*sa, inner, 41), esp_ref::build(k128, kSalt, kSpi, 1, false, with_trailer(inner, 41)));
+    EXPECT_EQ(seal(*sa, inner, 41),
+              esp_ref::build(k128, kSalt, kSpi, 1, false, with_trailer(inner, 41)));
 
     // ESN: RFC 4106 5 AAD = SPI || seq_hi || seq_lo; only seq_lo is on the wire.
     auto esn = make_sa(Direction::outbound, true);
@@ -123,7 +129,9 @@ TEST(EspSa, ReferencePacketDecrypts) {
     auto in = make_sa(Direction::inbound);
     auto inner = inner_packet(33);
     std::vector<std::uint8_t> got;
-    ASSERT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 7, false, with_trailer(inner, 4)), &got), EspStatus::ok);
+    ASSERT_EQ(
+        open(*in, esp_ref::build(kKey256, kSalt, kSpi, 7, false, with_trailer(inner, 4)), &got),
+        EspStatus::ok);
     EXPECT_EQ(got, inner);
 }
 
@@ -135,13 +143,15 @@ TEST(EspSa, RejectsShortPacket) {
 
 TEST(EspSa, RejectsCiphertextNotMultipleOfFour) {
     auto in = make_sa(Direction::inbound);
-    auto pkt = esp_ref::build(kKey256, kSalt, kSpi, 1, false, {1, 2, 3, 0, 4});  // 5-octet ciphertext
+    auto pkt =
+        esp_ref::build(kKey256, kSalt, kSpi, 1, false, {1, 2, 3, 0, 4});  // 5-octet ciphertext
     EXPECT_EQ(open(*in, pkt), EspStatus::bad_length);
 }
 
 TEST(EspSa, RejectsWrongSpi) {
     auto in = make_sa(Direction::inbound);
-    auto pkt = esp_ref::build(kKey256, kSalt, kSpi + 1, 1, false, with_trailer(inner_packet(20), 4));
+    auto pkt =
+        esp_ref::build(kKey256, kSalt, kSpi + 1, 1, false, with_trailer(inner_packet(20), 4));
     EXPECT_EQ(open(*in, pkt), EspStatus::wrong_spi);
 }
 
@@ -164,12 +174,14 @@ TEST(EspSa, RejectsWrongKey) {
     auto in = make_sa(Direction::inbound);
     auto k = kKey256;
     k[0] ^= 1;
-    EXPECT_EQ(open(*in, esp_ref::build(k, kSalt, kSpi, 1, false, with_trailer(inner_packet(20), 4))),
-              EspStatus::auth_failed);
+    EXPECT_EQ(
+        open(*in, esp_ref::build(k, kSalt, kSpi, 1, false, with_trailer(inner_packet(20), 4))),
+        EspStatus::auth_failed);
     auto s = kSalt;
     s[3] ^= 1;
-    EXPECT_EQ(open(*in, esp_ref::build(kKey256, s, kSpi, 1, false, with_trailer(inner_packet(20), 4))),
-              EspStatus::auth_failed);
+    EXPECT_EQ(
+        open(*in, esp_ref::build(kKey256, s, kSpi, 1, false, with_trailer(inner_packet(20), 4))),
+        EspStatus::auth_failed);
 }
 
 TEST(EspSa, RejectsReplayAndTooOld) {
@@ -180,9 +192,11 @@ TEST(EspSa, RejectsReplayAndTooOld) {
     EXPECT_EQ(open(*in, p1), EspStatus::replay);
     auto far = esp_ref::build(kKey256, kSalt, kSpi, 1000, false, with_trailer(inner_packet(20), 4));
     ASSERT_EQ(open(*in, far), EspStatus::ok);
-    auto old = esp_ref::build(kKey256, kSalt, kSpi, 1000 - 64, false, with_trailer(inner_packet(20), 4));
+    auto old =
+        esp_ref::build(kKey256, kSalt, kSpi, 1000 - 64, false, with_trailer(inner_packet(20), 4));
     EXPECT_EQ(open(*in, old), EspStatus::replay);  // left of a 64-packet window
-    auto edge = esp_ref::build(kKey256, kSalt, kSpi, 1000 - 63, false, with_trailer(inner_packet(20), 4));
+    auto edge =
+        esp_ref::build(kKey256, kSalt, kSpi, 1000 - 63, false, with_trailer(inner_packet(20), 4));
     EXPECT_EQ(open(*in, edge), EspStatus::ok);  // the window's last slot
     EXPECT_EQ(in->counters().dropped_replay, 2u);
 }
@@ -192,10 +206,12 @@ TEST(EspSa, RejectsBadPadding) {
     auto inner = inner_packet(21);  // 21 + 2 -> 1 pad octet
     auto pt = with_trailer(inner, 4);
     pt[21] = 7;  // padding must be 1
-    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 1, false, pt)), EspStatus::bad_padding);
+    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 1, false, pt)),
+              EspStatus::bad_padding);
     auto pt2 = with_trailer(inner, 4);
     pt2[pt2.size() - 2] = 250;  // pad length beyond the plaintext
-    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 2, false, pt2)), EspStatus::bad_padding);
+    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 2, false, pt2)),
+              EspStatus::bad_padding);
     // Extra padding is allowed (RFC 4303 2.4: up to 255 octets) if it is 1, 2, 3, ...
     std::vector<std::uint8_t> pt3 = inner_packet(22);
     for (int i = 1; i <= 4; ++i) pt3.push_back(static_cast<std::uint8_t>(i));
@@ -208,9 +224,11 @@ TEST(EspSa, RejectsBadPadding) {
 
 TEST(EspSa, RejectsUnknownNextHeaderAndDropsDummy) {
     auto in = make_sa(Direction::inbound);
-    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 1, false, with_trailer(inner_packet(20), 17))),
+    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 1, false,
+                                       with_trailer(inner_packet(20), 17))),
               EspStatus::bad_next_header);
-    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 2, false, with_trailer(inner_packet(20), 59))),
+    EXPECT_EQ(open(*in, esp_ref::build(kKey256, kSalt, kSpi, 2, false,
+                                       with_trailer(inner_packet(20), 59))),
               EspStatus::dummy);
     EXPECT_EQ(in->counters().packets, 0u);
 }
@@ -239,10 +257,12 @@ TEST(EspSa, EsnReceiverFollowsWrap) {
     ASSERT_EQ(open(*in, seal(*out, inner_packet(20))), EspStatus::ok);
     // Near the wrap (case A), then across it: seq_lo restarts at 0 and Th' = Th + 1.
     out->set_next_seq_for_test(0xfffffff0ull);
-    for (int i = 0; i < 40; ++i) ASSERT_EQ(open(*in, seal(*out, inner_packet(20))), EspStatus::ok) << i;
+    for (int i = 0; i < 40; ++i)
+        ASSERT_EQ(open(*in, seal(*out, inner_packet(20))), EspStatus::ok) << i;
     EXPECT_EQ(in->counters().seq, 0xfffffff0ull + 39);
     // A late packet from before the wrap is still inside the window.
-    auto late = esp_ref::build(kKey256, kSalt, kSpi, 0xfffffff0ull - 5, true, with_trailer(inner_packet(20), 4));
+    auto late = esp_ref::build(kKey256, kSalt, kSpi, 0xfffffff0ull - 5, true,
+                               with_trailer(inner_packet(20), 4));
     EXPECT_EQ(open(*in, late), EspStatus::ok);
 }
 
@@ -290,8 +310,10 @@ TEST(EspSa, CreateValidatesSpec) {
         return r.ok() ? std::string() : r.error().message;
     };
     EXPECT_NE(bad([](SaSpec& s) { s.spi = 0; }).find("SPI 0"), std::string::npos);
-    EXPECT_NE(bad([](SaSpec& s) { s.key = qkd::SecretBytes(24); }).find("24 octets"), std::string::npos);
-    EXPECT_NE(bad([](SaSpec& s) { s.salt = qkd::SecretBytes(3); }).find("salt of 3"), std::string::npos);
+    EXPECT_NE(bad([](SaSpec& s) { s.key = qkd::SecretBytes(24); }).find("24 octets"),
+              std::string::npos);
+    EXPECT_NE(bad([](SaSpec& s) { s.salt = qkd::SecretBytes(3); }).find("salt of 3"),
+              std::string::npos);
     EXPECT_NE(bad([](SaSpec& s) { s.replay_window = 32; }).find("at least 64"), std::string::npos);
     EXPECT_NE(bad([](SaSpec& s) { s.replay_window = 70000; }).find("at most"), std::string::npos);
 }

@@ -66,9 +66,14 @@ print(n, h.hexdigest())' >"$tmp/tcp_server.log" 2>&1 &
   srv=$!
   sleep 0.3
   ip netns exec "$A" python3 -c '
-import socket,hashlib
+import socket,hashlib,time
 data=bytes(range(256))*16384
-s=socket.create_connection(("10.88.2.1",5201),timeout=10); s.sendall(data); s.close()
+for attempt in range(40):  # the server may still be starting: refused -> retry
+    try:
+        s=socket.create_connection(("10.88.2.1",5201),timeout=10); break
+    except ConnectionRefusedError:
+        time.sleep(0.25)
+s.sendall(data); s.close()
 print(len(data), hashlib.sha256(data).hexdigest())' >"$tmp/tcp_client.log" 2>&1 || fail "TCP client"
   wait $srv
   cmp -s "$tmp/tcp_server.log" "$tmp/tcp_client.log" || fail "TCP transfer differs: $(cat "$tmp/tcp_server.log") vs $(cat "$tmp/tcp_client.log")"

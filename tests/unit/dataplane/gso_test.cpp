@@ -16,7 +16,8 @@ namespace {
 // Plain RFC 1071 over 16-bit words, written separately from the production code.
 std::uint16_t ref_checksum(const std::vector<std::uint8_t>& d) {
     std::uint32_t s = 0;
-    for (std::size_t i = 0; i < d.size(); i += 2) s += (d[i] << 8) + (i + 1 < d.size() ? d[i + 1] : 0);
+    for (std::size_t i = 0; i < d.size(); i += 2)
+        s += (d[i] << 8) + (i + 1 < d.size() ? d[i + 1] : 0);
     while (s >> 16) s = (s & 0xffff) + (s >> 16);
     return static_cast<std::uint16_t>(~s);
 }
@@ -48,7 +49,8 @@ std::vector<std::uint8_t> tcp_super_packet(bool v6, std::size_t payload, std::ui
     t[4] = 0xff, t[5] = 0xff, t[6] = 0xff, t[7] = 0x00;  // seq near 2^32: the segments wrap it
     t[12] = 0x80;                                        // data offset 8 words
     t[13] = flags;
-    for (std::size_t i = 0; i < payload; ++i) p[ip + tcp + i] = static_cast<std::uint8_t>(i * 13 + 5);
+    for (std::size_t i = 0; i < payload; ++i)
+        p[ip + tcp + i] = static_cast<std::uint8_t>(i * 13 + 5);
     return p;
 }
 
@@ -72,18 +74,26 @@ void check_segments(bool v6) {
         ASSERT_TRUE(parsed) << "segment " << i;
         const std::size_t tcp_len = seg.size() - ip;
         if (!v6) {
-            EXPECT_EQ(ref_checksum(std::vector<std::uint8_t>(seg.begin(), seg.begin() + 20)), 0) << "IPv4 header " << i;
+            EXPECT_EQ(ref_checksum(std::vector<std::uint8_t>(seg.begin(), seg.begin() + 20)), 0)
+                << "IPv4 header " << i;
             EXPECT_EQ((seg[4] << 8 | seg[5]), 0x12ff + static_cast<int>(i));
         }
         // TCP checksum over pseudo header + segment verifies to 0.
         std::vector<std::uint8_t> ps;
-        if (v6) ps.assign(seg.begin() + 8, seg.begin() + 40);
-        else ps.assign(seg.begin() + 12, seg.begin() + 20);
-        if (v6) ps.insert(ps.end(), {0, 0, static_cast<std::uint8_t>(tcp_len >> 8), static_cast<std::uint8_t>(tcp_len), 0, 0, 0, 6});
-        else ps.insert(ps.end(), {0, 6, static_cast<std::uint8_t>(tcp_len >> 8), static_cast<std::uint8_t>(tcp_len)});
+        if (v6)
+            ps.assign(seg.begin() + 8, seg.begin() + 40);
+        else
+            ps.assign(seg.begin() + 12, seg.begin() + 20);
+        if (v6)
+            ps.insert(ps.end(), {0, 0, static_cast<std::uint8_t>(tcp_len >> 8),
+                                 static_cast<std::uint8_t>(tcp_len), 0, 0, 0, 6});
+        else
+            ps.insert(ps.end(), {0, 6, static_cast<std::uint8_t>(tcp_len >> 8),
+                                 static_cast<std::uint8_t>(tcp_len)});
         ps.insert(ps.end(), seg.begin() + ip, seg.end());
         EXPECT_EQ(ref_checksum(ps), 0) << "TCP checksum of segment " << i;
-        const std::uint32_t seq = seg[ip + 4] << 24 | seg[ip + 5] << 16 | seg[ip + 6] << 8 | seg[ip + 7];
+        const std::uint32_t seq =
+            seg[ip + 4] << 24 | seg[ip + 5] << 16 | seg[ip + 6] << 8 | seg[ip + 7];
         EXPECT_EQ(seq, static_cast<std::uint32_t>(0xffffff00u + i * mss)) << i;
         const std::uint8_t fl = seg[ip + 13];
         EXPECT_EQ((fl & 0x80) != 0, i == 0) << "CWR only on the first";
@@ -95,15 +105,19 @@ void check_segments(bool v6) {
     EXPECT_TRUE(std::equal(joined.begin(), joined.end(), pkt.begin() + ip + 32));
     EXPECT_EQ(joined.size(), payload);
     std::vector<std::uint8_t> small(100);
-    EXPECT_FALSE(gso_build_segment(h, pkt, 0, small));   // buffer too small
+    EXPECT_FALSE(gso_build_segment(h, pkt, 0, small));  // buffer too small
     std::vector<std::uint8_t> big(2000);
     EXPECT_FALSE(gso_build_segment(h, pkt, 7, big));  // no such segment
 }
 
 }  // namespace
 
-TEST(Gso, SegmentsIpv4Tcp) { check_segments(false); }
-TEST(Gso, SegmentsIpv6Tcp) { check_segments(true); }
+TEST(Gso, SegmentsIpv4Tcp) {
+    check_segments(false);
+}
+TEST(Gso, SegmentsIpv6Tcp) {
+    check_segments(true);
+}
 
 TEST(Gso, RejectsMalformedSuperPackets) {
     auto pkt = tcp_super_packet(false, 3000, 0x10);
@@ -130,8 +144,9 @@ TEST(Gso, RejectsMalformedSuperPackets) {
 
 TEST(Gso, FinishesPartialChecksum) {
     // A UDP packet with CHECKSUM_PARTIAL: the field holds the pseudo-header sum.
-    std::vector<std::uint8_t> p = {0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-                                   0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 'q', 'k', 'd', '!'};
+    std::vector<std::uint8_t> p = {0x45, 0,    0, 32, 0, 0,  0,   0,   64,  17,   0,
+                                   0,    10,   0, 0,  1, 10, 0,   0,   2,   0x30, 0x39,
+                                   0x00, 0x35, 0, 12, 0, 0,  'q', 'k', 'd', '!'};
     std::vector<std::uint8_t> pseudo = {10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 12};
     const std::uint16_t seed = static_cast<std::uint16_t>(~ref_checksum(pseudo));
     p[26] = static_cast<std::uint8_t>(seed >> 8);

@@ -6,7 +6,8 @@
 using namespace qkd::dp;
 
 namespace {
-std::vector<std::uint8_t> ipv4(const char* src, const char* dst, std::uint8_t proto, std::size_t len) {
+std::vector<std::uint8_t> ipv4(const char* src, const char* dst, std::uint8_t proto,
+                               std::size_t len) {
     std::vector<std::uint8_t> p(len, 0);
     p[0] = 0x45;
     p[2] = static_cast<std::uint8_t>(len >> 8);
@@ -116,8 +117,9 @@ TEST(RecordingDataPlane, RekeyStepsAndPreconditions) {
     auto no_reqid = spec(Direction::inbound, 0x1002);
     no_reqid.reqid = 0;
     EXPECT_EQ(dp.install_sa(std::move(no_reqid)).error().code, DpErrc::invalid_argument);
-    ASSERT_TRUE(dp.rekey_sa_pair(SaId{Direction::inbound, 0x1001, {}}, SaId{Direction::outbound, 0x2001, {}},
-                                 spec(Direction::inbound, 0x1101), spec(Direction::outbound, 0x2101))
+    ASSERT_TRUE(dp.rekey_sa_pair(
+                      SaId{Direction::inbound, 0x1001, {}}, SaId{Direction::outbound, 0x2001, {}},
+                      spec(Direction::inbound, 0x1101), spec(Direction::outbound, 0x2101))
                     .ok());
     auto calls = dp.calls();
     ASSERT_EQ(calls.size(), 6u);

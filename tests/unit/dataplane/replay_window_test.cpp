@@ -42,12 +42,12 @@ TEST(ReplayWindow, RingReuseDoesNotLeakOldBits) {
     // it passes over so that s + size is not seen as a replay of s.
     ReplayWindow w(64, false);
     w.update(10);
-    w.update(70);               // advance 60: slot of 10 is still inside (70 - 10 < 64)
+    w.update(70);  // advance 60: slot of 10 is still inside (70 - 10 < 64)
     EXPECT_FALSE(w.check(10));
     w.update(74);               // now 10 is out; 74 is in slot 10
     EXPECT_FALSE(w.check(10));  // left of window
     EXPECT_FALSE(w.check(74));
-    EXPECT_TRUE(w.check(73));   // passed over, never received
+    EXPECT_TRUE(w.check(73));  // passed over, never received
 }
 
 TEST(ReplayWindow, SizeIsRoundedAndClamped) {
@@ -77,8 +77,9 @@ TEST(ReplayWindow, EsnCaseAWithinOneSubspace) {
     const std::uint64_t top = (std::uint64_t{3} << 32) | 1000;
     w.update(top);
     EXPECT_EQ(w.infer(1000 - 63), (std::uint64_t{3} << 32) | (1000 - 63));  // bottom of window
-    EXPECT_EQ(w.infer(5000), (std::uint64_t{3} << 32) | 5000);               // ahead, same subspace
-    EXPECT_EQ(w.infer(1000 - 64), (std::uint64_t{4} << 32) | (1000 - 64));   // below bottom: next subspace
+    EXPECT_EQ(w.infer(5000), (std::uint64_t{3} << 32) | 5000);              // ahead, same subspace
+    EXPECT_EQ(w.infer(1000 - 64),
+              (std::uint64_t{4} << 32) | (1000 - 64));  // below bottom: next subspace
     EXPECT_EQ(w.infer(0), std::uint64_t{4} << 32);
 }
 
@@ -88,7 +89,8 @@ TEST(ReplayWindow, EsnCaseBWindowSpansSubspaces) {
     const std::uint64_t top = (std::uint64_t{7} << 32) | 10;
     w.update(top);
     EXPECT_EQ(w.infer(0xffffffffu), (std::uint64_t{6} << 32) | 0xffffffffu);
-    EXPECT_EQ(w.infer(0xffffffffu - 52), (std::uint64_t{6} << 32) | (0xffffffffu - 52));  // bottom slot
+    EXPECT_EQ(w.infer(0xffffffffu - 52),
+              (std::uint64_t{6} << 32) | (0xffffffffu - 52));  // bottom slot
     EXPECT_EQ(w.infer(11), (std::uint64_t{7} << 32) | 11);
     EXPECT_EQ(w.infer(0), std::uint64_t{7} << 32);
     EXPECT_TRUE(w.check(w.infer(0xffffffffu)));
@@ -100,6 +102,7 @@ TEST(ReplayWindow, EsnCaseBWindowSpansSubspaces) {
 TEST(ReplayWindow, EsnBeforeFirstWrapHasNoPreviousSubspace) {
     ReplayWindow w(64, true);
     w.update(3);
-    EXPECT_EQ(w.infer(0xfffffff0u), 0u);  // would be "subspace -1": mapped to 0, which check() rejects
+    EXPECT_EQ(w.infer(0xfffffff0u),
+              0u);  // would be "subspace -1": mapped to 0, which check() rejects
     EXPECT_FALSE(w.check(w.infer(0xfffffff0u)));
 }

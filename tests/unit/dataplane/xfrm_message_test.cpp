@@ -18,11 +18,14 @@ struct Attrs {
 
 Attrs parse(const nlmsghdr* nlh) {
     Attrs a;
-    mnl_attr_parse(nlh, sizeof(xfrm_usersa_info), [](const nlattr* at, void* d) -> int {
-        auto* x = static_cast<Attrs*>(d);
-        if (mnl_attr_get_type(at) <= XFRMA_MAX) x->tb[mnl_attr_get_type(at)] = at;
-        return MNL_CB_OK;
-    }, &a);
+    mnl_attr_parse(
+        nlh, sizeof(xfrm_usersa_info),
+        [](const nlattr* at, void* d) -> int {
+            auto* x = static_cast<Attrs*>(d);
+            if (mnl_attr_get_type(at) <= XFRMA_MAX) x->tb[mnl_attr_get_type(at)] = at;
+            return MNL_CB_OK;
+        },
+        &a);
     return a;
 }
 
@@ -70,7 +73,8 @@ TEST(XfrmMessage, NewSaCarriesKeySaltIcvAndTunnelMode) {
     EXPECT_EQ(info->flags & XFRM_STATE_ESN, 0);
     auto a = parse(nlh);
     ASSERT_NE(a.tb[XFRMA_ALG_AEAD], nullptr);
-    const auto* aead = static_cast<const xfrm_algo_aead*>(mnl_attr_get_payload(a.tb[XFRMA_ALG_AEAD]));
+    const auto* aead =
+        static_cast<const xfrm_algo_aead*>(mnl_attr_get_payload(a.tb[XFRMA_ALG_AEAD]));
     EXPECT_STREQ(aead->alg_name, "rfc4106(gcm(aes))");
     EXPECT_EQ(aead->alg_key_len, 288u);  // RFC 4106 8.1: 256-bit key + 32-bit salt
     EXPECT_EQ(aead->alg_icv_len, 128u);
@@ -80,7 +84,8 @@ TEST(XfrmMessage, NewSaCarriesKeySaltIcvAndTunnelMode) {
     EXPECT_EQ(static_cast<std::uint8_t>(aead->alg_key[35]), 0xdd);
     // A 128-packet window does not fit the legacy 32-bit bitmap: the ESN replay state carries it.
     ASSERT_NE(a.tb[XFRMA_REPLAY_ESN_VAL], nullptr);
-    const auto* r = static_cast<const xfrm_replay_state_esn*>(mnl_attr_get_payload(a.tb[XFRMA_REPLAY_ESN_VAL]));
+    const auto* r =
+        static_cast<const xfrm_replay_state_esn*>(mnl_attr_get_payload(a.tb[XFRMA_REPLAY_ESN_VAL]));
     EXPECT_EQ(r->replay_window, 128u);
     EXPECT_EQ(r->bmp_len, 4u);
     EXPECT_EQ(info->replay_window, 0);  // the kernel refuses both at once
@@ -105,7 +110,8 @@ TEST(XfrmMessage, EsnAndUdpEncap) {
 TEST(XfrmMessage, DelSaNamesDstSpiProto) {
     auto nl = NetlinkSocket::open(NETLINK_XFRM);
     ASSERT_TRUE(nl.ok());
-    const nlmsghdr* nlh = build_xfrm_delsa(**nl, SaId{Direction::outbound, 0x1001, *IpAddress::parse("10.77.0.2")});
+    const nlmsghdr* nlh =
+        build_xfrm_delsa(**nl, SaId{Direction::outbound, 0x1001, *IpAddress::parse("10.77.0.2")});
     EXPECT_EQ(nlh->nlmsg_type, XFRM_MSG_DELSA);
     const auto* id = static_cast<const xfrm_usersa_id*>(mnl_nlmsg_get_payload(nlh));
     EXPECT_EQ(ntohl(id->spi), 0x1001u);

@@ -67,7 +67,8 @@ struct IpPrefix {
     IpAddress addr;
     std::uint8_t len = 0;  // 0..32 or 0..128
 
-    static DpResult<IpPrefix> parse(std::string_view text);  // "10.1.0.0/16"; a bare address = /32 or /128
+    static DpResult<IpPrefix> parse(
+        std::string_view text);  // "10.1.0.0/16"; a bare address = /32 or /128
     bool contains(const IpAddress& a) const;
     std::string to_string() const;
     bool operator==(const IpPrefix&) const = default;
@@ -92,12 +93,13 @@ struct UdpEndpoint {
 enum class Direction : std::uint8_t { inbound, outbound };
 std::string_view to_string(Direction d);
 
-struct UdpEncap {           // RFC 3948
-    std::uint16_t src_port = 4500;  // outer source port of packets this SA *sends* (outbound) or receives from (inbound: peer port)
+struct UdpEncap {                   // RFC 3948
+    std::uint16_t src_port = 4500;  // outer source port of packets this SA *sends* (outbound) or
+                                    // receives from (inbound: peer port)
     std::uint16_t dst_port = 4500;
 };
 
-struct Lifetime {           // 0 = unlimited
+struct Lifetime {  // 0 = unlimited
     std::uint64_t bytes = 0;
     std::uint64_t packets = 0;
     std::uint64_t seconds = 0;
@@ -105,19 +107,19 @@ struct Lifetime {           // 0 = unlimited
 
 struct SaSpec {
     Direction direction = Direction::outbound;
-    std::uint32_t spi = 0;            // network-order value as it appears in the ESP header
-    std::uint32_t reqid = 0;          // links the SA to policies (see top of file); must be != 0
-    IpAddress outer_src;              // tunnel endpoints (IPv4); for inbound SAs src = peer
+    std::uint32_t spi = 0;    // network-order value as it appears in the ESP header
+    std::uint32_t reqid = 0;  // links the SA to policies (see top of file); must be != 0
+    IpAddress outer_src;      // tunnel endpoints (IPv4); for inbound SAs src = peer
     IpAddress outer_dst;
-    std::optional<UdpEncap> encap;    // set when NAT-T is in use
+    std::optional<UdpEncap> encap;  // set when NAT-T is in use
     // RFC 4106: AES key (16 or 32 bytes) and the 4-byte salt, both from KEYMAT.
     qkd::SecretBytes key;
     qkd::SecretBytes salt;
-    bool esn = false;                 // RFC 4303 64-bit extended sequence numbers
+    bool esn = false;                   // RFC 4303 64-bit extended sequence numbers
     std::uint32_t replay_window = 128;  // inbound only; >= 64 (0 disables anti-replay: tests only)
     std::vector<TrafficSelector> selectors;  // inbound: inner packets must match one of these
-    Lifetime soft;                    // soft expiry -> ExpiryEvent{hard=false}: time to rekey
-    Lifetime hard;                    // hard expiry -> ExpiryEvent{hard=true}: SA is unusable
+    Lifetime soft;  // soft expiry -> ExpiryEvent{hard=false}: time to rekey
+    Lifetime hard;  // hard expiry -> ExpiryEvent{hard=true}: SA is unusable
 
     unsigned key_bits() const { return static_cast<unsigned>(key.size() * 8); }
 };
@@ -125,7 +127,7 @@ struct SaSpec {
 struct SaId {
     Direction direction = Direction::outbound;
     std::uint32_t spi = 0;
-    IpAddress outer_dst;              // the kernel names SAs by (dst, spi, proto); userspace ignores it
+    IpAddress outer_dst;  // the kernel names SAs by (dst, spi, proto); userspace ignores it
 };
 
 // A tunnel-mode policy: traffic matching `selector` in the outbound direction is protected by
@@ -134,18 +136,18 @@ struct SaId {
 struct PolicySpec {
     TrafficSelector selector;
     std::uint32_t reqid = 0;
-    IpAddress outer_local;            // tunnel endpoints
+    IpAddress outer_local;  // tunnel endpoints
     IpAddress outer_remote;
-    std::uint32_t priority = 0;       // 0 = backend default
+    std::uint32_t priority = 0;  // 0 = backend default
 };
 
 struct SaCounters {
-    std::uint64_t bytes = 0;          // inner (plaintext) bytes
+    std::uint64_t bytes = 0;  // inner (plaintext) bytes
     std::uint64_t packets = 0;
-    std::uint64_t dropped_replay = 0;     // inbound
-    std::uint64_t dropped_auth = 0;       // inbound: bad ICV
-    std::uint64_t dropped_other = 0;      // inbound: padding, selector, ... / outbound: send errors
-    std::uint64_t seq = 0;            // highest sequence number sent (outbound) / accepted (inbound)
+    std::uint64_t dropped_replay = 0;  // inbound
+    std::uint64_t dropped_auth = 0;    // inbound: bad ICV
+    std::uint64_t dropped_other = 0;   // inbound: padding, selector, ... / outbound: send errors
+    std::uint64_t seq = 0;  // highest sequence number sent (outbound) / accepted (inbound)
 };
 
 struct ExpiryEvent {
@@ -163,21 +165,21 @@ using ExpiryCallback = std::function<void(const ExpiryEvent&)>;
 
 struct DataPlaneOptions {
     // userspace backend
-    std::string tun_name = "qkd0";    // created if missing (IFF_TUN | IFF_NO_PI)
-    unsigned tun_mtu = 1400;          // inner MTU; outer packets are up to ~tun_mtu + 73 bytes
+    std::string tun_name = "qkd0";         // created if missing (IFF_TUN | IFF_NO_PI)
+    unsigned tun_mtu = 1400;               // inner MTU; outer packets are up to ~tun_mtu + 73 bytes
     std::optional<IpAddress> tun_address;  // optional address put on the TUN device (IPv4 /32)
-    bool tun_offload = true;          // IFF_VNET_HDR + TSO: the kernel hands us 64 KiB TCP super-packets
-                                      // which the data plane segments itself (wire format unchanged)
-    unsigned tun_txqueuelen = 2000;   // TUN queue (kernel -> data plane); 500 drops under TCP bursts
-    bool raw_esp_socket = true;       // open a raw IPPROTO_ESP socket for non-encapsulated SAs
-    UdpSender udp_sender;             // required for SAs with encap
+    bool tun_offload = true;  // IFF_VNET_HDR + TSO: the kernel hands us 64 KiB TCP super-packets
+                              // which the data plane segments itself (wire format unchanged)
+    unsigned tun_txqueuelen = 2000;  // TUN queue (kernel -> data plane); 500 drops under TCP bursts
+    bool raw_esp_socket = true;      // open a raw IPPROTO_ESP socket for non-encapsulated SAs
+    UdpSender udp_sender;            // required for SAs with encap
     // both backends
-    ExpiryCallback on_expire;         // soft/hard lifetime events; called from a backend thread
+    ExpiryCallback on_expire;  // soft/hard lifetime events; called from a backend thread
 };
 
 // ---------------------------------------------------------------------------------------------
 class DataPlane {
-public:
+  public:
     virtual ~DataPlane() = default;
     virtual std::string_view backend_name() const = 0;  // "userspace" | "xfrm"
 
@@ -190,12 +192,14 @@ public:
     // already in flight under the old SA are still accepted. Step 1 is install_sa(new inbound),
     // done earlier: an IKE responder installs its new inbound SA when it answers
     // CREATE_CHILD_SA and may switch outbound only once the initiator has done the same.
-    virtual DpResult<void> switch_outbound(const SaId& old_in, const SaId& old_out, SaSpec new_out,
-                                           std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) = 0;
+    virtual DpResult<void> switch_outbound(
+        const SaId& old_in, const SaId& old_out, SaSpec new_out,
+        std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) = 0;
 
     // Both steps at once: install_sa(new_in), then switch_outbound(...).
-    DpResult<void> rekey_sa_pair(const SaId& old_in, const SaId& old_out, SaSpec new_in, SaSpec new_out,
-                                 std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) {
+    DpResult<void> rekey_sa_pair(
+        const SaId& old_in, const SaId& old_out, SaSpec new_in, SaSpec new_out,
+        std::chrono::milliseconds linger = std::chrono::milliseconds(2000)) {
         const SaId new_in_id{Direction::inbound, new_in.spi, new_in.outer_dst};
         if (auto r = install_sa(std::move(new_in)); !r) return r;
         if (auto r = switch_outbound(old_in, old_out, std::move(new_out), linger); !r) {
@@ -214,14 +218,16 @@ public:
     // Userspace only: an ESP-in-UDP payload (starting with the SPI) received by the daemon on
     // its port-4500 socket from `src`. Decrypts and writes the inner packet to the TUN device.
     // xfrm returns not_supported (the kernel handles its own UDP_ENCAP socket).
-    virtual DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp, const UdpEndpoint& src) = 0;
+    virtual DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp,
+                                          const UdpEndpoint& src) = 0;
 
     // Drops every SA and policy this data plane installed (also done by the destructor).
     virtual void flush() = 0;
 };
 
 // "auto" probes the kernel (xfrm with rfc4106(gcm(aes)) available -> "xfrm", else "userspace").
-DpResult<std::unique_ptr<DataPlane>> make_dataplane(std::string_view backend, DataPlaneOptions options);
+DpResult<std::unique_ptr<DataPlane>> make_dataplane(std::string_view backend,
+                                                    DataPlaneOptions options);
 
 // True when the running kernel accepts an ESP rfc4106(gcm(aes)) tunnel-mode xfrm SA. Cheap and
 // side-effect free: a short-lived thread unshares into a scratch network namespace and tries

@@ -32,7 +32,8 @@ inline constexpr std::size_t esp_header_len = 8;  // SPI + sequence number
 inline constexpr std::size_t esp_iv_len = 8;
 inline constexpr std::size_t esp_icv_len = 16;
 inline constexpr std::size_t esp_trailer_min = 2;  // pad length + next header
-inline constexpr std::size_t esp_prefix_len = esp_header_len + esp_iv_len;  // inner payload starts here
+inline constexpr std::size_t esp_prefix_len =
+    esp_header_len + esp_iv_len;  // inner payload starts here
 // Largest growth of an inner packet: header, IV, 3 padding bytes, trailer, ICV.
 inline constexpr std::size_t esp_max_overhead = esp_prefix_len + 3 + esp_trailer_min + esp_icv_len;
 inline constexpr std::size_t esp_min_packet = esp_prefix_len + esp_trailer_min + esp_icv_len;
@@ -67,7 +68,7 @@ struct EspStats {
 };
 
 class EspSa {
-public:
+  public:
     // Validates the spec (key 16/32 bytes, salt 4, spi != 0) and keys the cipher. The key and
     // salt are moved out of `spec` (the stored spec keeps empty SecretBytes).
     static DpResult<std::unique_ptr<EspSa>> create(SaSpec spec);
@@ -89,7 +90,9 @@ public:
     SaCounters counters() const;
     std::uint64_t next_seq() const { return seq_out_.load(std::memory_order_relaxed); }
     // Sets the next outbound sequence number (tests: ESN and exhaustion cases).
-    void set_next_seq_for_test(std::uint64_t next) { seq_out_.store(next, std::memory_order_relaxed); }
+    void set_next_seq_for_test(std::uint64_t next) {
+        seq_out_.store(next, std::memory_order_relaxed);
+    }
 
     // Lifetime tracking: returns true once, the first time soft / hard thresholds are crossed.
     bool take_soft_expired();
@@ -97,7 +100,7 @@ public:
     bool hard_expired() const { return hard_hit_.load(std::memory_order_relaxed); }
     std::uint64_t age_seconds() const;
 
-private:
+  private:
     explicit EspSa(SaSpec spec);
     void account(std::size_t inner_len);
 

@@ -13,7 +13,7 @@
 namespace qkd::dp {
 
 class TcpCoalescer {
-public:
+  public:
     // `write` receives one TUN write: virtio_net_hdr followed by the IP packet.
     using Writer = std::function<void(std::span<const std::uint8_t>)>;
     explicit TcpCoalescer(Writer write);
@@ -23,7 +23,7 @@ public:
     void add(std::span<const std::uint8_t> inner);
     void flush();
 
-private:
+  private:
     void start(std::span<const std::uint8_t> p, std::size_t tcp_len, std::size_t payload);
     void write_plain(std::span<const std::uint8_t> p);
 
@@ -34,7 +34,7 @@ private:
     std::size_t mss_ = 0;
     std::size_t tcp_len_ = 0;
     std::uint32_t next_seq_ = 0;
-    bool closed_ = false;            // last segment was short or carried PSH: nothing may follow
+    bool closed_ = false;  // last segment was short or carried PSH: nothing may follow
 };
 
 }  // namespace qkd::dp

@@ -14,8 +14,8 @@ namespace qkd::dp {
 inline constexpr std::size_t vnet_hdr_len = 10;  // struct virtio_net_hdr (no mergeable buffers)
 
 struct VnetHdr {
-    std::uint8_t flags = 0;      // VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
-    std::uint8_t gso_type = 0;   // 0 none, 1 TCPv4, 4 TCPv6 (| 0x80 ECN)
+    std::uint8_t flags = 0;     // VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+    std::uint8_t gso_type = 0;  // 0 none, 1 TCPv4, 4 TCPv6 (| 0x80 ECN)
     std::uint16_t hdr_len = 0;
     std::uint16_t gso_size = 0;  // MSS: payload octets per segment
     std::uint16_t csum_start = 0;

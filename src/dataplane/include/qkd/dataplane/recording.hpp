@@ -12,7 +12,7 @@
 namespace qkd::dp {
 
 class RecordingDataPlane final : public DataPlane {
-public:
+  public:
     struct Sa {
         SaId id;
         std::uint32_t reqid = 0;
@@ -30,17 +30,19 @@ public:
     DpResult<void> install_policy(const PolicySpec& p) override;
     DpResult<void> remove_policy(const PolicySpec& p) override;
     DpResult<SaCounters> counters(const SaId& id) override;
-    DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp, const UdpEndpoint& src) override;
+    DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp,
+                                  const UdpEndpoint& src) override;
     void flush() override;
 
-    // Every call in order, e.g. "install_sa in 0x00001001", "switch_outbound 0x00001001 -> 0x00001101".
+    // Every call in order, e.g. "install_sa in 0x00001001", "switch_outbound 0x00001001 ->
+    // 0x00001101".
     std::vector<std::string> calls() const;
     std::vector<Sa> sas() const;
     std::vector<PolicySpec> policies() const;
     // Old inbound SAs scheduled for removal by switch_outbound (removed by the test at will).
     std::vector<SaId> pending_removals() const;
 
-private:
+  private:
     mutable std::mutex mu_;
     std::vector<std::string> calls_;
     std::vector<Sa> sas_;

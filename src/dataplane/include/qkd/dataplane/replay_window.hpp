@@ -11,7 +11,7 @@ inline constexpr std::uint32_t replay_window_min = 64;
 inline constexpr std::uint32_t replay_window_max = 65536;
 
 class ReplayWindow {
-public:
+  public:
     // size 0 disables the replay check (the highest sequence number is still tracked for ESN
     // inference, which then uses a 64-packet window). Other sizes are rounded up to a multiple of
     // 64 and clamped to [replay_window_min, replay_window_max].
@@ -29,10 +29,12 @@ public:
     std::uint64_t top() const { return top_; }
     std::uint32_t size() const { return size_; }
 
-private:
+  private:
     bool test_bit(std::uint64_t seq) const { return bits_[(seq % size_) / 64] >> (seq % 64) & 1; }
     void set_bit(std::uint64_t seq) { bits_[(seq % size_) / 64] |= std::uint64_t{1} << (seq % 64); }
-    void clear_bit(std::uint64_t seq) { bits_[(seq % size_) / 64] &= ~(std::uint64_t{1} << (seq % 64)); }
+    void clear_bit(std::uint64_t seq) {
+        bits_[(seq % size_) / 64] &= ~(std::uint64_t{1} << (seq % 64));
+    }
 
     std::uint32_t size_;  // bits
     bool enabled_;
