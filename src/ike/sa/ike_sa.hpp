@@ -120,6 +120,9 @@ struct IkeSa {
     std::vector<ChildSa> children;
     TimePoint created{}, established{}, rekey_at{}, expire_at{}, last_rx{};
     std::optional<std::uint64_t> rekeyed_to;  // new IKE SA after a rekey; this one is being deleted
+    // RFC 7296 2.8.2: our SPI of the IKE SA the peer created by rekeying this one while our own
+    // rekey was in flight; resolved when our rekey's response arrives.
+    std::optional<std::uint64_t> collision_spi;
 };
 
 // RFC 7296 state machine: the only place SaState changes.

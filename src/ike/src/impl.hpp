@@ -93,6 +93,7 @@ struct Engine::Impl {
     void begin_create_child(IkeSa& sa, Task& task);
     void process_create_child_request(IkeSa& sa, const Message& m);
     void process_create_child_response(IkeSa& sa, Task& task, const Message& m);
+    void adopt_rekeyed(IkeSa& old_sa, IkeSa& new_sa);
 
     // --- tasks/informational.cpp
     void begin_informational(IkeSa& sa, Task& task);

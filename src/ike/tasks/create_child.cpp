@@ -97,12 +97,9 @@ void Engine::Impl::process_create_child_request(IkeSa& sa, const Message& m) {
     std::vector<std::uint8_t> nr = random_nonce();
 
     if (ike) {
-        // RFC 7296 2.8.2 collisions: we answer TEMPORARY_FAILURE while our own IKE rekey runs
-        // (2.25); the peer retries after its back-off and one of the two rekeys completes.
-        if (sa.active && sa.active->task.kind == TaskKind::IkeRekey) {
-            reply({wire::make_notify(NotifyType::TemporaryFailure)});
-            return;
-        }
+        // RFC 7296 2.8.2: if our own rekey of this IKE SA is in flight, answer normally and decide
+        // which new SA survives when our response arrives (lowest of the four nonces loses).
+        const bool collision = sa.active && sa.active->task.kind == TaskKind::IkeRekey && !sa.collision_spi;
         auto sel = select_ike(gw->ike_proposals, *sai, kei ? kei->group : 0);
         if (!sel || sai->proposals[sel->number - 1].spi.size() != 8) {
             reply({wire::make_notify(NotifyType::NoProposalChosen)});
@@ -156,6 +153,13 @@ void Engine::Impl::process_create_child_request(IkeSa& sa, const Message& m) {
         reply({{PayloadType::Sa, false, selected_ike_payload(*sel, spi_bytes(n->spi_r, 8))},
                {PayloadType::Nonce, false, wire::NoncePayload{nr}},
                ke_payload(*ke)});
+        if (collision) {
+            sa.collision_spi = n->spi_r;
+            IkeSa& ref_n = *n;
+            sas.emplace(n->spi_r, std::move(n));
+            established(ref_n);
+            return;
+        }
         // RFC 7296 2.18: child SAs move to the new IKE SA; the initiator deletes the old one.
         n->children = std::move(sa.children);
         sa.children.clear();
@@ -248,6 +252,12 @@ void Engine::Impl::process_create_child_response(IkeSa& sa, Task& task, const Me
     const GatewayConfig* gw = gateway(sa.gateway);
     const auto* e = m.first_error();
     ChildSa* old = task.kind == TaskKind::ChildRekey ? find_child(sa, task.child_id) : nullptr;
+    if (e && task.kind == TaskKind::IkeRekey && sa.collision_spi) {
+        // Our rekey failed but the peer's succeeded: its new SA takes over (it deletes the old one).
+        if (IkeSa* theirs = find(*sa.collision_spi)) adopt_rekeyed(sa, *theirs);
+        sa.collision_spi.reset();
+        return;
+    }
     if (e) {
         if (old) old->rekeying = false;
         if (e->type == NotifyType::InvalidKePayload && e->data.size() == 2 && task.attempts < kMaxInitRetries) {
@@ -312,16 +322,28 @@ void Engine::Impl::process_create_child_response(IkeSa& sa, Task& task, const Me
         n->sk_d = std::move(keys->sk_d);
         n->sk_pi = std::move(keys->sk_pi);
         n->sk_pr = std::move(keys->sk_pr);
-        n->children = std::move(sa.children);
-        sa.children.clear();
-        sa.rekeyed_to = n->id;
-        // Pending child work moves with the children; the old SA only gets its DELETE.
-        for (auto& t : sa.queue)
-            if (t.kind != TaskKind::DeleteIke && t.kind != TaskKind::Dpd) n->queue.push_back(std::move(t));
-        sa.queue.clear();
         IkeSa& ref_n = *n;
         sas.emplace(n->spi_i, std::move(n));
         established(ref_n);
+        IkeSa* theirs = sa.collision_spi ? find(*sa.collision_spi) : nullptr;
+        sa.collision_spi.reset();
+        if (theirs) {
+            // RFC 7296 2.8.2: the new IKE SA created with the lowest of the four nonces is deleted
+            // by its initiator; the initiator of the surviving one deletes the old IKE SA.
+            const std::array<const std::vector<std::uint8_t>*, 4> nonces{&ref_n.nonce_i, &ref_n.nonce_r, &theirs->nonce_i,
+                                                                         &theirs->nonce_r};
+            std::size_t low = 0;
+            for (std::size_t i = 1; i < nonces.size(); ++i)
+                if (lower(*nonces[i], *nonces[low])) low = i;
+            if (low < 2) {
+                ref_n.rekeyed_to = theirs->id;  // ours is redundant
+                queue_task(ref_n, Task{TaskKind::DeleteIke});
+                adopt_rekeyed(sa, *theirs);
+                return;
+            }
+            theirs->rekeyed_to = ref_n.id;  // the peer deletes its redundant SA
+        }
+        adopt_rekeyed(sa, ref_n);
         ++stats.ike_rekeyed;
         queue_task(sa, Task{TaskKind::DeleteIke});
         start_next_task(ref_n);
@@ -389,6 +411,16 @@ void Engine::Impl::process_create_child_response(IkeSa& sa, Task& task, const Me
     ++stats.child_rekeyed;
     sink.child_sa_rekeyed(old_ref, child_keys(sa, c, std::move(keys).value(), true));
     queue_task(sa, Task{TaskKind::DeleteChild, old_id, {old_spi}});
+}
+
+void Engine::Impl::adopt_rekeyed(IkeSa& old_sa, IkeSa& new_sa) {
+    // RFC 7296 2.18: child SAs and pending child work move to the new IKE SA.
+    for (auto& c : old_sa.children) new_sa.children.push_back(std::move(c));
+    old_sa.children.clear();
+    old_sa.rekeyed_to = new_sa.id;
+    for (auto& t : old_sa.queue)
+        if (t.kind != TaskKind::DeleteIke && t.kind != TaskKind::Dpd && t.kind != TaskKind::IkeRekey) new_sa.queue.push_back(std::move(t));
+    old_sa.queue.clear();
 }
 
 }  // namespace qkd::ike
