@@ -120,7 +120,10 @@ std::string ike_proposal_string(EncrAlg e, PrfAlg p, KeGroup g) {
 
 std::string esp_proposal_string(EncrAlg e, KeGroup pfs, bool esn) {
     std::string s = encr_token(e);
-    if (pfs != KeGroup::None) s += "-" + ke_token(pfs);
+    if (pfs != KeGroup::None) {
+        s += '-';
+        s += ke_token(pfs);
+    }
     if (esn) s += "-esn";
     return s;
 }

@@ -81,10 +81,18 @@ std::string TrafficSelector::str() const {
     }
     std::string out = is_prefix ? start.str() + "/" + std::to_string(prefix) : start.str() + "-" + end.str();
     if (ip_proto != 0 || port_start != 0 || port_end != 65535) {
-        out += "[" + std::to_string(ip_proto);
-        if (port_start != 0 || port_end != 65535)
-            out += "/" + std::to_string(port_start) + (port_end != port_start ? "-" + std::to_string(port_end) : "");
-        out += "]";
+        // Appended piecewise: GCC 12 -O3 warns (falsely, -Wrestrict) on "lit" + std::string here.
+        out += '[';
+        out += std::to_string(ip_proto);
+        if (port_start != 0 || port_end != 65535) {
+            out += '/';
+            out += std::to_string(port_start);
+            if (port_end != port_start) {
+                out += '-';
+                out += std::to_string(port_end);
+            }
+        }
+        out += ']';
     }
     return out;
 }
