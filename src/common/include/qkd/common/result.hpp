@@ -1,6 +1,7 @@
 #pragma once
 // Expected-failure channel (STYLE.md habit 8): a value or an error, never both.
 // Broken invariants abort instead; exceptions stay out of packet and request paths.
+#include <cstdio>
 #include <cstdlib>
 #include <type_traits>
 #include <utility>
@@ -38,7 +39,10 @@ public:
 
 private:
     void check(bool want_value) const {
-        if (ok() != want_value) std::abort();  // misuse is a bug, not a runtime condition
+        if (ok() != want_value) {  // misuse is a bug, not a runtime condition
+            std::fputs(want_value ? "qkd::Result: value() on an error\n" : "qkd::Result: error() on a value\n", stderr);
+            std::abort();
+        }
     }
     std::variant<T, E> v_;
 };
@@ -52,7 +56,10 @@ public:
     bool ok() const { return !has_err_; }
     explicit operator bool() const { return ok(); }
     const E& error() const {
-        if (!has_err_) std::abort();
+        if (!has_err_) {
+            std::fputs("qkd::Result: error() on a success\n", stderr);
+            std::abort();
+        }
         return err_;
     }
 

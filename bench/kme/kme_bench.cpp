@@ -1,0 +1,196 @@
+// Load generator for the KME benchmark (bench/kme/run.sh). Over mTLS keep-alive connections it
+// measures, in one run:
+//   kme     : Get key (SAE_A @ KME_A) + Get key with key IDs (SAE_B @ KME_B) pairs per second
+//   static  : GET of a static JSON body of the same size from nginx, same mTLS set-up, same load
+//   paced   : the KME pairs at half the measured maximum rate, for the p99 latency target
+//   handshake: new TLS handshakes per second (fresh connection + Get status each time)
+// and prints the ratios. Each phase uses the same client code so only the server differs.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+
+struct Identity {
+    std::string cert, key;
+};
+
+struct Conn {
+    asio::io_context io;
+    asio::ssl::context ctx{asio::ssl::context::tls_client};
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> s;
+    beast::flat_buffer buf;
+    std::uint16_t port;
+    std::uint64_t handshakes = 0;
+
+    Conn(const std::string& ca, const Identity& id, std::uint16_t p) : port(p) {
+        ctx.load_verify_file(ca);
+        ctx.use_certificate_chain_file(id.cert);
+        ctx.use_private_key_file(id.key, asio::ssl::context::pem);
+        ctx.set_verify_mode(asio::ssl::verify_peer);
+        SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);  // full handshakes when counted
+    }
+    void connect() {
+        s = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, ctx);
+        beast::get_lowest_layer(*s).connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+        beast::get_lowest_layer(*s).socket().set_option(asio::ip::tcp::no_delay(true));
+        s->handshake(asio::ssl::stream_base::client);
+        ++handshakes;
+        buf.clear();
+    }
+    std::string request(http::verb v, const std::string& target, const std::string& body = {}) {
+        if (!s) connect();
+        http::request<http::string_body> req{v, target, 11};
+        req.set(http::field::host, "127.0.0.1");
+        if (!body.empty()) {
+            req.set(http::field::content_type, "application/json");
+            req.body() = body;
+        }
+        req.keep_alive(true);
+        req.prepare_payload();
+        http::write(*s, req);
+        http::response<http::string_body> res;
+        http::read(*s, buf, res);
+        if (res.result() != http::status::ok) throw std::runtime_error(fmt::format("HTTP {} for {}: {}", res.result_int(), target, res.body()));
+        if (!res.keep_alive()) s.reset();
+        return std::move(res.body());
+    }
+};
+
+struct Stats {
+    std::vector<double> lat_us;
+    std::uint64_t ops = 0, errors = 0;
+    double seconds = 0;
+    double rate() const { return static_cast<double>(ops) / seconds; }
+    double pct(double p) const {
+        if (lat_us.empty()) return 0;
+        auto v = lat_us;
+        auto k = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1));
+        std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+        return v[k];
+    }
+};
+
+// Runs `op(conn_index)` on `conns` threads for `seconds`; `interval` > 0 paces each thread.
+template <class Setup, class Op>
+Stats run(int conns, double seconds, Setup setup, Op op, std::chrono::microseconds interval = {}) {
+    Stats total;
+    std::mutex mu;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> th;
+    auto t0 = Clock::now();
+    for (int i = 0; i < conns; ++i)
+        th.emplace_back([&, i] {
+            auto state = setup(i);
+            Stats st;
+            auto next = Clock::now() + std::chrono::microseconds(interval.count() * i / std::max(1, conns));
+            while (!stop) {
+                if (interval.count()) {
+                    std::this_thread::sleep_until(next);
+                    next += interval;
+                }
+                auto a = Clock::now();
+                try {
+                    op(*state);
+                    st.lat_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+                    ++st.ops;
+                } catch (const std::exception& e) {
+                    if (++st.errors < 3) std::cerr << "bench: " << e.what() << "\n";
+                }
+            }
+            std::lock_guard lk(mu);
+            total.ops += st.ops;
+            total.errors += st.errors;
+            total.lat_us.insert(total.lat_us.end(), st.lat_us.begin(), st.lat_us.end());
+        });
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& t : th) t.join();
+    total.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return total;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::cerr << "usage: kme_bench DEMO_DIR NGINX_PORT [CONNS] [SECONDS]\n";
+        return 2;
+    }
+    const std::string dir = argv[1];
+    const auto nginx_port = static_cast<std::uint16_t>(std::stoi(argv[2]));
+    const int conns = argc > 3 ? std::stoi(argv[3]) : 16;
+    const double secs = argc > 4 ? std::stod(argv[4]) : 5;
+    auto info = nlohmann::json::parse(std::ifstream(dir + "/demo.json"));
+    auto port_of = [&](const std::string& kme) -> std::uint16_t {
+        for (auto& k : info["kmes"])
+            if (k["kme_id"] == kme) return static_cast<std::uint16_t>(std::stoi(k["url"].get<std::string>().substr(k["url"].get<std::string>().rfind(':') + 1)));
+        throw std::runtime_error("no " + kme);
+    };
+    const std::string ca = dir + "/pki/ca.pem";
+    const Identity sae_a{dir + "/pki/sae_a.pem", dir + "/pki/sae_a.key"}, sae_b{dir + "/pki/sae_b.pem", dir + "/pki/sae_b.key"};
+    const auto pa = port_of("KME_A"), pb = port_of("KME_B");
+
+    struct Pair {
+        std::unique_ptr<Conn> a, b;
+    };
+    auto pair_setup = [&](int) {
+        auto p = std::make_unique<Pair>();
+        p->a = std::make_unique<Conn>(ca, sae_a, pa);
+        p->b = std::make_unique<Conn>(ca, sae_b, pb);
+        return p;
+    };
+    auto pair_op = [](Pair& p) {
+        auto enc = nlohmann::json::parse(p.a->request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})"));
+        auto id = enc["keys"][0]["key_ID"].get<std::string>();
+        p.b->request(http::verb::post, "/api/v1/keys/SAE_A/dec_keys", R"({"key_IDs":[{"key_ID":")" + id + "\"}]}");
+    };
+    // The static body has the size of a one-key container.
+    auto sample = Conn(ca, sae_a, pa).request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})");
+    std::ofstream(dir + "/static.json") << sample;  // run.sh serves this file with nginx
+
+    std::cout << fmt::format("KME benchmark: {} connections, {:.0f} s per phase, 2-core machine, persistence on\n", conns, secs);
+    run(conns, 1.0, pair_setup, pair_op);  // warm-up
+    auto kme = run(conns, secs, pair_setup, pair_op);
+    auto static_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, nginx_port); };
+    auto static_op = [](Conn& c) { c.request(http::verb::get, "/static.json"); };
+    run(conns, 1.0, static_setup, static_op);
+    auto ngx = run(conns, secs, static_setup, static_op);
+    const double half = kme.rate() / 2;
+    auto paced = run(conns, secs, pair_setup, pair_op,
+                     std::chrono::microseconds(static_cast<long>(1e6 * conns / std::max(1.0, half))));
+    auto hs_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, pa); };
+    auto hs_op = [](Conn& c) {
+        c.connect();
+        c.request(http::verb::get, "/api/v1/keys/SAE_B/status");
+        c.s.reset();
+    };
+    auto hs = run(std::min(conns, 4), secs / 2, hs_setup, hs_op);
+
+    std::cout << fmt::format("  KME  Get key + Get key with key IDs: {:8.0f} pairs/s = {:8.0f} requests/s  p50 {:6.0f} us  p99 {:6.0f} us  errors {}\n",
+                             kme.rate(), 2 * kme.rate(), kme.pct(50), kme.pct(99), kme.errors);
+    std::cout << fmt::format("  nginx static JSON ({} bytes):      {:8.0f} requests/s                p50 {:6.0f} us  p99 {:6.0f} us  errors {}\n",
+                             sample.size(), ngx.rate(), ngx.pct(50), ngx.pct(99), ngx.errors);
+    std::cout << fmt::format("  KME at half load ({:.0f} pairs/s):  achieved {:8.0f} pairs/s  p50 {:6.0f} us  p99 {:6.0f} us (per pair)\n",
+                             half, paced.rate(), paced.pct(50), paced.pct(99));
+    std::cout << fmt::format("  new TLS handshakes (+ Get status):  {:8.0f} per second\n", hs.rate());
+    std::cout << fmt::format("RATIO KME requests/s / nginx requests/s = {:.2f} (target >= 0.70); pairs/s / nginx = {:.2f}\n",
+                             2 * kme.rate() / ngx.rate(), kme.rate() / ngx.rate());
+    std::cout << fmt::format("P99 at half load = {:.2f} ms per pair (target < 2 ms)\n", paced.pct(99) / 1000);
+    return kme.errors + ngx.errors ? 1 : 0;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# KME benchmark: qkd-kme (two KMEs, persistence on) against nginx serving a static JSON body of
+# the same size over the same mutual-TLS set-up, measured by the same load generator in one run.
+# Usage: bench/kme/run.sh [CONNS] [SECONDS]     (builds the release preset first)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+conns=${1:-16}; secs=${2:-5}
+cmake --preset release >/dev/null && cmake --build --preset release --target qkd-kme kme_bench >/dev/null
+bin=build/release/bin
+dir=$(mktemp -d /tmp/qkd-kme-bench-XXXXXX)
+"$bin/qkd-kme" demo "$dir" --prepare-only --log-level warn >/dev/null
+sed -i 's/^reservation_ttl = .*/reservation_ttl = 300/; s/^max_key_count = .*/max_key_count = 10000000/' "$dir"/kme_*.toml
+sed -i 's/^key_rate = .*/key_rate = 1e9/' "$dir"/kme_*.toml
+"$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
+"$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
+ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$dir/nginx"
+cat >"$dir/nginx/nginx.conf" <<NGX
+worker_processes 2;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$ngport ssl;
+    ssl_protocols TLSv1.3;
+    ssl_certificate $dir/pki/kme_a.pem;
+    ssl_certificate_key $dir/pki/kme_a.key;
+    ssl_client_certificate $dir/pki/ca.pem;
+    ssl_verify_client on;
+    root $dir;
+    location = /static.json { }
+  }
+}
+NGX
+cleanup() { kill $pa $pb 2>/dev/null || true; [ -f "$dir/nginx/nginx.pid" ] && kill "$(cat "$dir/nginx/nginx.pid")" 2>/dev/null || true; }
+trap cleanup EXIT
+# demo.json for the generator (ports from the configs)
+python3 - "$dir" <<'PY'
+import json, sys, re, os
+d = sys.argv[1]
+def port(f):
+    return re.search(r'listen = "127.0.0.1:(\d+)"', open(os.path.join(d, f)).read()).group(1)
+json.dump({"ca": "pki/ca.pem", "kmes": [{"kme_id": "KME_A", "url": "https://127.0.0.1:" + port("kme_a.toml")},
+                                        {"kme_id": "KME_B", "url": "https://127.0.0.1:" + port("kme_b.toml")}]},
+          open(os.path.join(d, "demo.json"), "w"))
+PY
+sleep 0.5
+echo '{}' > "$dir/static.json"
+nginx -c "$dir/nginx/nginx.conf"
+"$bin/kme_bench" "$dir" "$ngport" "$conns" "$secs"

@@ -1,0 +1,82 @@
+#pragma once
+// KME configuration (one TOML file per KME). load_config throws ConfigError at start-up; the message
+// names the file, the key and what was expected.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace qkd::kme {
+
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// How the calling SAE's ID is read from its client certificate (DESIGN.md §4 "Identity").
+enum class IdentityRule { SanUri, SanDns, CommonName, Fingerprint };
+
+struct Outage {
+    double start_s = 0;     // seconds after KME start
+    double duration_s = 0;  // link down for this long
+    double every_s = 0;     // repeat period; 0 = once
+};
+
+// An emulated QKD link to a peer KME (or the local loopback link for local pairs).
+struct LinkConfig {
+    std::string seed_file;           // 32+ bytes shared by both ends (hex text)
+    double key_rate_bps = 1e6;       // secret key rate in bits/s
+    bool start_full = true;          // the device buffer is full when the KME starts
+    std::vector<Outage> outages;
+};
+
+struct PeerConfig {
+    std::string kme_id;
+    std::string url;                 // https://host:port of the peer's API (sync under /kme/v1/)
+    std::vector<std::string> saes;   // SAE IDs attached to the peer
+    LinkConfig link;
+    std::chrono::milliseconds sync_timeout{2000};
+};
+
+struct KeyLimits {
+    std::int64_t default_key_size = 256;
+    std::int64_t min_key_size = 64;
+    std::int64_t max_key_size = 1024;
+    std::int64_t max_key_per_request = 128;
+    std::int64_t max_key_count = 100000;
+    std::int64_t max_SAE_ID_count = 4;
+};
+
+struct Config {
+    std::string file;                // where it was read from
+    std::string kme_id;
+    std::string listen_host = "127.0.0.1";
+    std::uint16_t listen_port = 0;
+    std::string cert, key, ca;       // server certificate (also our client certificate for sync)
+    std::string tls_min_version = "1.3";
+    std::vector<std::string> tls_groups{"X25519MLKEM768", "X25519", "P-256"};
+    bool pq_only = false;
+    std::string state_db;
+    std::optional<std::string> metrics_host;
+    std::uint16_t metrics_port = 0;
+    std::string log_level = "info";
+    int threads = 0;                 // 0 = hardware threads
+    std::chrono::milliseconds request_timeout{10000};
+    std::size_t max_body_bytes = 65536;
+    std::chrono::seconds reservation_ttl{300};
+    KeyLimits limits;
+    IdentityRule identity_rule = IdentityRule::SanUri;
+    std::string identity_uri_prefix;                  // stripped from a SAN URI, e.g. "urn:qkd:sae:"
+    std::map<std::string, std::string> fingerprints;  // sha256 hex (lowercase) -> SAE ID
+    std::vector<std::string> saes;                    // SAE IDs attached to this KME
+    LinkConfig local_link;                            // for pairs of local SAEs
+    std::vector<PeerConfig> peers;
+};
+
+Config load_config(const std::string& path);
+// Parses TOML text; `file` is used in messages and to resolve relative paths.
+Config parse_config(const std::string& text, const std::string& file);
+
+}  // namespace qkd::kme

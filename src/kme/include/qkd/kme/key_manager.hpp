@@ -1,0 +1,120 @@
+#pragma once
+// The KME's key lifecycle (DESIGN.md §4), independent of HTTP:
+//   available (pool) -> reserved for (master, slaves) -> delivered -> deleted.
+// A key is delivered once to the master (Get key) and once to each authorised slave (Get key with
+// key IDs); material is derived from the link key stream by offset, so "deleted" means the
+// reservation row is gone and the offset is below the persisted high-water mark forever.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "qkd/common/clock.hpp"
+#include "qkd/common/result.hpp"
+#include "qkd/etsi014/model.hpp"
+#include "qkd/kme/config.hpp"
+#include "qkd/kme/key_stream.hpp"
+#include "qkd/kme/pool.hpp"
+#include "qkd/kme/store.hpp"
+
+namespace qkd::kme {
+
+// An answer other than 200: HTTP status and ETSI Error body.
+struct ApiError {
+    int status = 400;
+    std::string message;
+    std::vector<etsi014::Extension> details;
+};
+
+template <class T>
+using ApiResult = qkd::Result<T, ApiError>;
+
+// KME-to-KME reservation (never carries key material).
+struct SyncKey {
+    Uuid key_ID{};
+    std::uint64_t offset = 0;
+    std::uint32_t bits = 0;
+};
+struct SyncRequest {
+    std::string master_kme_id;
+    std::string stream;  // "MASTER_KME->SLAVE_KME"
+    std::string master_SAE_ID;
+    std::vector<std::string> slaves;
+    std::int64_t expires_unix = 0;
+    std::vector<SyncKey> keys;
+};
+
+// The link to a peer KME for reservations; the real one speaks HTTPS (peer_client.cpp).
+class PeerClient {
+public:
+    virtual ~PeerClient() = default;
+    // `done` receives "" on success or a reason on failure/timeout; it may run on any thread.
+    virtual void reserve(SyncRequest req, std::function<void(std::string error)> done) = 0;
+};
+
+struct PoolLevel {
+    std::string stream;
+    double available_bits = 0;
+    std::uint64_t next_offset = 0;
+    bool outage = false;
+};
+
+class KeyManager {
+public:
+    using KeysCallback = std::function<void(ApiResult<etsi014::KeyContainer>)>;
+
+    // `peers` maps peer KME ID -> client; every [[peer]] of the config needs one.
+    KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers);
+    ~KeyManager();
+
+    ApiResult<etsi014::Status> status(const std::string& caller, const std::string& slave);
+    // ETSI 014 5.2 Get key: caller is the master SAE.
+    void get_key(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req, KeysCallback done);
+    // ETSI 014 5.3 Get key with key IDs: caller is a slave SAE, `master` the SAE ID in the path.
+    void get_key_with_ids(const std::string& caller, const std::string& master, const etsi014::KeyIds& ids, KeysCallback done);
+    // A peer KME reserving keys on this KME for our slave SAEs; `done` after the rows are durable.
+    void peer_reserve(const std::string& peer_kme_id, const SyncRequest& req, std::function<void(ApiResult<int>)> done);
+    // Drops reservations whose time is up; returns how many.
+    std::size_t expire_reservations();
+
+    std::vector<PoolLevel> pool_levels();
+    std::size_t reservation_count();
+    const Config& config() const { return cfg_; }
+    bool is_local_sae(const std::string& id) const;
+    bool is_peer_kme(const std::string& id) const { return peers_.count(id) != 0; }
+
+    std::atomic<std::uint64_t> keys_delivered_master{0}, keys_delivered_slave{0}, sync_failures{0}, keys_burned{0},
+        reservations_expired{0};
+
+private:
+    struct Link;
+    Link* link_for_peer(const std::string& peer_kme_id);  // nullptr = local link
+    const std::string* kme_of(const std::string& sae) const;
+    std::int64_t now_unix() const;
+    ApiResult<int> check_request(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req,
+                                 std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
+                                 std::string& peer_kme) const;
+    etsi014::KeyContainer materialise(const KeyStream& stream, const std::vector<SyncKey>& keys) const;
+
+    const Config& cfg_;
+    Store& store_;
+    const Clock& clock_;
+    std::map<std::string, std::shared_ptr<PeerClient>> peer_clients_;
+    std::map<std::string, std::string> sae_kme_;  // SAE ID -> KME ID (ours or a peer's)
+    std::map<std::string, const PeerConfig*> peers_;
+    std::map<std::string, std::unique_ptr<Link>> links_;       // by outgoing stream label
+    std::map<std::string, std::unique_ptr<KeyStream>> in_streams_;  // incoming stream label -> stream
+    struct UuidHash {
+        std::size_t operator()(const Uuid& u) const noexcept;
+    };
+    std::mutex res_mu_;
+    std::unordered_map<Uuid, Reservation, UuidHash> reservations_;
+};
+
+}  // namespace qkd::kme

@@ -1,0 +1,95 @@
+#pragma once
+// Persistent KME state in SQLite (WAL). Writes are queued and committed in groups by one writer
+// thread; a request that needs its writes durable waits for the commit callback before answering
+// (DESIGN.md §4 "State": high-water marks and reservations are persisted before a key is handed out).
+// WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed group.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "qkd/common/uuid.hpp"
+
+struct sqlite3;
+
+namespace qkd::kme {
+
+// A key reserved for one or more slave SAEs, waiting for their Get key with key IDs.
+struct Reservation {
+    Uuid key_ID{};
+    std::string stream;     // key stream label, e.g. "KME_A->KME_B"
+    std::uint64_t offset = 0;
+    std::uint32_t bits = 0;
+    std::string master_SAE_ID;
+    std::vector<std::string> slaves;          // every SAE authorised to fetch it
+    std::vector<std::string> pending_slaves;  // still to be delivered to
+    std::int64_t expires_unix = 0;            // wall-clock seconds
+};
+
+namespace op {
+struct SetHwm {
+    std::string stream;
+    std::uint64_t next_offset;
+};
+struct PutReservation {
+    Reservation r;
+};
+struct SetPending {
+    Uuid key_ID;
+    std::vector<std::string> pending;
+};
+struct DeleteReservation {
+    Uuid key_ID;
+};
+}  // namespace op
+using Op = std::variant<op::SetHwm, op::PutReservation, op::SetPending, op::DeleteReservation>;
+
+class Store {
+public:
+    // Opens (creating if needed) the database. Throws std::runtime_error naming the file on failure.
+    explicit Store(const std::string& path);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // State as found at start-up.
+    std::map<std::string, std::uint64_t> load_hwms();
+    std::vector<Reservation> load_reservations();
+    std::optional<std::vector<std::uint8_t>> get_meta(const std::string& key);
+    void put_meta(const std::string& key, const std::vector<std::uint8_t>& value);  // synchronous
+
+    // Queues writes; `done(ok)` runs on the writer thread once they are committed (or failed).
+    void commit(std::vector<Op> ops, std::function<void(bool)> done);
+    // Blocks until everything queued so far is committed.
+    void flush();
+
+    std::uint64_t commits() const { return commits_; }
+
+private:
+    void writer_loop();
+    bool apply(const Op& o);
+    void exec(const char* sql);
+
+    sqlite3* db_ = nullptr;
+    std::string path_;
+    std::mutex mu_;
+    std::condition_variable cv_, idle_cv_;
+    struct Item {
+        std::vector<Op> ops;
+        std::function<void(bool)> done;
+    };
+    std::deque<Item> queue_;
+    bool stop_ = false;
+    bool busy_ = false;
+    std::uint64_t commits_ = 0;
+    std::thread writer_;
+};
+
+}  // namespace qkd::kme

@@ -1,0 +1,42 @@
+#include "qkd/kme/instance.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "qkd/kme/peer_client.hpp"
+#include "qkd/kme/tls.hpp"
+
+namespace qkd::kme {
+
+Instance::Instance(boost::asio::io_context& io, Config cfg) : io_(io), cfg_(std::move(cfg)), expiry_(io) {
+    if (auto dir = std::filesystem::path(cfg_.state_db).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
+    store_ = std::make_unique<Store>(cfg_.state_db);
+    client_ctx_ = std::make_unique<boost::asio::ssl::context>(make_peer_client_context(cfg_));
+    std::map<std::string, std::shared_ptr<PeerClient>> peers;
+    for (const auto& p : cfg_.peers) peers[p.kme_id] = make_https_peer_client(io_, *client_ctx_, p);
+    km_ = std::make_unique<KeyManager>(cfg_, *store_, SystemClock::instance(), std::move(peers));
+    server_ = std::make_unique<Server>(io_, cfg_, *km_, metrics_);
+}
+
+Instance::~Instance() {
+    if (store_) store_->flush();
+}
+
+void Instance::start() {
+    server_->start();
+    spdlog::info("{} listening on https://{}:{}{}", cfg_.kme_id, cfg_.listen_host, api_port(),
+                 metrics_port() ? " (metrics on http://" + *cfg_.metrics_host + ":" + std::to_string(metrics_port()) + "/metrics)" : "");
+    schedule_expiry();
+}
+
+void Instance::schedule_expiry() {
+    expiry_.expires_after(std::chrono::seconds(1));
+    expiry_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        if (auto n = km_->expire_reservations()) spdlog::info("{}: {} unclaimed reservations expired", cfg_.kme_id, n);
+        schedule_expiry();
+    });
+}
+
+}  // namespace qkd::kme

@@ -1,0 +1,387 @@
+#include "qkd/kme/key_manager.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "qkd/common/rng.hpp"
+#include "qkd/etsi014/codec.hpp"
+
+namespace qkd::kme {
+
+namespace msg = etsi014::msg;
+
+// High-water marks are persisted this far ahead of use, so most requests need no write at all;
+// a crash skips at most this much material, never reuses it.
+static constexpr std::uint64_t kHwmChunkBytes = 1 << 20;
+
+struct KeyManager::Link {
+    std::string peer;  // peer KME ID, or our own ID for the local link
+    KeyStream out;     // material for keys where this KME serves the master
+    Pool pool;
+    std::mutex mu;
+    std::uint64_t next_offset = 0;     // next unused byte of `out`
+    std::uint64_t committed_end = 0;   // durable high-water mark
+    Link(std::string p, std::span<const std::uint8_t> seed, const std::string& label, const LinkConfig& lc, double cap,
+         Pool::TimePoint start)
+        : peer(std::move(p)), out(seed, label), pool(lc, cap, start) {}
+};
+
+std::size_t KeyManager::UuidHash::operator()(const Uuid& u) const noexcept {
+    std::size_t h;
+    std::memcpy(&h, u.data(), sizeof h);  // random v4 bits
+    return h;
+}
+
+namespace {
+ApiError bad(std::string m, std::vector<etsi014::Extension> d = {}) { return ApiError{400, std::move(m), std::move(d)}; }
+ApiError unauthorized() { return ApiError{401, std::string(msg::kUnauthorized), {}}; }
+ApiError server(std::string m) { return ApiError{503, std::move(m), {}}; }
+std::string label(const std::string& from, const std::string& to) { return from + "->" + to; }
+}  // namespace
+
+KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers)
+    : cfg_(cfg), store_(store), clock_(clock), peer_clients_(std::move(peers)) {
+    const double cap = static_cast<double>(cfg.limits.max_key_count) * static_cast<double>(cfg.limits.default_key_size);
+    auto hwms = store_.load_hwms();
+    auto add_link = [&](const std::string& peer, const SecretBytes& seed, const LinkConfig& lc) {
+        auto l = label(cfg.kme_id, peer);
+        auto link = std::make_unique<Link>(peer, seed.view(), l, lc, cap, clock_.now());
+        link->next_offset = link->committed_end = hwms.count(l) ? hwms[l] : 0;
+        links_[l] = std::move(link);
+    };
+    // The local link serves pairs of SAEs attached to this KME; its seed is generated once and kept
+    // in the state database unless a seed file is configured.
+    SecretBytes local_seed;
+    if (!cfg.local_link.seed_file.empty()) {
+        local_seed = read_seed_file(cfg.local_link.seed_file);
+    } else if (auto m = store_.get_meta("local_link_seed")) {
+        local_seed = SecretBytes(std::span<const std::uint8_t>(*m));
+        secure_zero(m->data(), m->size());
+    } else {
+        std::vector<std::uint8_t> s(32);
+        random_bytes(s);
+        store_.put_meta("local_link_seed", s);
+        local_seed = SecretBytes(std::span<const std::uint8_t>(s));
+        secure_zero(s.data(), s.size());
+    }
+    add_link(cfg.kme_id, local_seed, cfg.local_link);
+    for (const auto& s : cfg.saes) sae_kme_[s] = cfg.kme_id;
+    for (const auto& p : cfg.peers) {
+        peers_[p.kme_id] = &p;
+        for (const auto& s : p.saes) sae_kme_[s] = p.kme_id;
+        auto seed = read_seed_file(p.link.seed_file);
+        add_link(p.kme_id, seed, p.link);
+        auto in = label(p.kme_id, cfg.kme_id);
+        in_streams_[in] = std::make_unique<KeyStream>(seed.view(), in);
+        if (!peer_clients_.count(p.kme_id)) throw std::logic_error("no PeerClient for " + p.kme_id);
+    }
+    for (auto& r : store_.load_reservations()) reservations_.emplace(r.key_ID, std::move(r));
+    spdlog::info("{}: {} reservations restored, {} links", cfg.kme_id, reservations_.size(), links_.size());
+}
+
+KeyManager::~KeyManager() = default;
+
+bool KeyManager::is_local_sae(const std::string& id) const {
+    auto it = sae_kme_.find(id);
+    return it != sae_kme_.end() && it->second == cfg_.kme_id;
+}
+
+const std::string* KeyManager::kme_of(const std::string& sae) const {
+    auto it = sae_kme_.find(sae);
+    return it == sae_kme_.end() ? nullptr : &it->second;
+}
+
+KeyManager::Link* KeyManager::link_for_peer(const std::string& peer) {
+    auto it = links_.find(label(cfg_.kme_id, peer));
+    return it == links_.end() ? nullptr : it->second.get();
+}
+
+std::int64_t KeyManager::now_unix() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(clock_.wall().time_since_epoch()).count();
+}
+
+ApiResult<etsi014::Status> KeyManager::status(const std::string& caller, const std::string& slave) {
+    if (!is_local_sae(caller)) return Err{unauthorized()};
+    const std::string* slave_kme = kme_of(slave);
+    if (!slave_kme) return Err{bad(fmt::format("slave_SAE_ID \"{}\" is not known to this KME or its peers", slave))};
+    Link* link = link_for_peer(*slave_kme);
+    const auto& l = cfg_.limits;
+    etsi014::Status s;
+    s.source_KME_ID = cfg_.kme_id;
+    s.target_KME_ID = *slave_kme;
+    s.master_SAE_ID = caller;
+    s.slave_SAE_ID = slave;
+    s.key_size = l.default_key_size;
+    s.stored_key_count = static_cast<std::int64_t>(link->pool.available(clock_.now()) / static_cast<double>(l.default_key_size));
+    s.max_key_count = l.max_key_count;
+    s.max_key_per_request = l.max_key_per_request;
+    s.max_key_size = l.max_key_size;
+    s.min_key_size = l.min_key_size;
+    s.max_SAE_ID_count = l.max_SAE_ID_count;
+    return s;
+}
+
+ApiResult<int> KeyManager::check_request(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req,
+                                         std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
+                                         std::string& peer_kme) const {
+    const auto& l = cfg_.limits;
+    if (!is_local_sae(caller)) return Err{unauthorized()};
+    // ETSI 014 6.2: unsupported mandatory extensions are refused with the canonical message.
+    if (!req.extension_mandatory.empty()) {
+        std::vector<etsi014::Extension> d;
+        for (const auto& e : req.extension_mandatory)
+            d.push_back({"extension_mandatory_unsupported", fmt::format("{} is not supported", e.name)});
+        return Err{bad(std::string(msg::kMandatoryUnsupported), std::move(d))};
+    }
+    number = req.number.value_or(1);
+    size = req.size.value_or(l.default_key_size);
+    if (number < 1) return Err{bad(fmt::format("number must be at least 1, got {}", number))};
+    if (number > l.max_key_per_request)
+        return Err{bad(fmt::format("number {} exceeds max_key_per_request {}", number, l.max_key_per_request))};
+    if (size % 8 != 0) return Err{bad(std::string(msg::kSizeMultipleOf8))};
+    if (size < l.min_key_size || size > l.max_key_size)
+        return Err{bad(fmt::format("size {} is outside min_key_size {} .. max_key_size {}", size, l.min_key_size, l.max_key_size))};
+    if (static_cast<std::int64_t>(req.additional_slave_SAE_IDs.size()) > l.max_SAE_ID_count)
+        return Err{bad(fmt::format("{} additional_slave_SAE_IDs given; max_SAE_ID_count is {}", req.additional_slave_SAE_IDs.size(),
+                                   l.max_SAE_ID_count))};
+    slaves.clear();
+    slaves.push_back(slave);
+    for (const auto& s : req.additional_slave_SAE_IDs) slaves.push_back(s);
+    std::set<std::string> seen;
+    peer_kme.clear();
+    for (const auto& s : slaves) {
+        if (!seen.insert(s).second) return Err{bad(fmt::format("slave SAE ID \"{}\" is listed twice", s))};
+        if (s == caller) return Err{bad(fmt::format("slave SAE ID \"{}\" is the calling master SAE itself", s))};
+        const std::string* k = kme_of(s);
+        if (!k) return Err{bad(fmt::format("slave SAE ID \"{}\" is not known to this KME or its peers", s))};
+        if (*k == cfg_.kme_id) continue;
+        if (!peer_kme.empty() && peer_kme != *k)
+            return Err{bad(fmt::format("slaves are attached to two peer KMEs ({} and {}); multicast reaches SAEs of this KME and of "
+                                       "one peer KME", peer_kme, *k))};
+        peer_kme = *k;
+    }
+    return 0;
+}
+
+etsi014::KeyContainer KeyManager::materialise(const KeyStream& stream, const std::vector<SyncKey>& keys) const {
+    etsi014::KeyContainer c;
+    c.keys.reserve(keys.size());
+    for (const auto& k : keys)
+        c.keys.push_back(etsi014::Key{uuid_format(k.key_ID), stream.read(k.offset, k.bits / 8), std::nullopt, std::nullopt});
+    return c;
+}
+
+void KeyManager::get_key(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req, KeysCallback done) {
+    std::int64_t number = 0, size = 0;
+    std::vector<std::string> slaves;
+    std::string peer_kme;
+    if (auto ok = check_request(caller, slave, req, number, size, slaves, peer_kme); !ok) return done(Err{ok.error()});
+    Link* link = link_for_peer(peer_kme.empty() ? cfg_.kme_id : peer_kme);
+    const std::uint64_t bytes = static_cast<std::uint64_t>(number) * static_cast<std::uint64_t>(size / 8);
+    if (!link->pool.take(static_cast<double>(bytes * 8), clock_.now()))
+        return done(Err{server(fmt::format("not enough key material on link {}: {} bits requested, {:.0f} available",
+                                           link->out.label(), bytes * 8, link->pool.available(clock_.now())))});
+
+    // Allocate offsets; if the range passes the durable high-water mark, persist a new one first.
+    std::vector<Op> ops;
+    std::vector<SyncKey> keys(static_cast<std::size_t>(number));
+    {
+        std::lock_guard lk(link->mu);
+        for (auto& k : keys) {
+            k.key_ID = uuid_random_v4();
+            k.offset = link->next_offset;
+            k.bits = static_cast<std::uint32_t>(size);
+            link->next_offset += static_cast<std::uint64_t>(size / 8);
+        }
+        if (link->next_offset > link->committed_end) ops.push_back(op::SetHwm{link->out.label(), link->next_offset + kHwmChunkBytes});
+    }
+    std::vector<std::string> local_slaves, remote_slaves;
+    for (const auto& s : slaves) (is_local_sae(s) ? local_slaves : remote_slaves).push_back(s);
+    const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
+    if (!local_slaves.empty()) {
+        std::lock_guard lk(res_mu_);
+        for (const auto& k : keys) {
+            Reservation r{k.key_ID, link->out.label(), k.offset, k.bits, caller, local_slaves, local_slaves, expires};
+            ops.push_back(op::PutReservation{r});
+            reservations_.emplace(k.key_ID, std::move(r));
+        }
+    }
+
+    // Step 2: durable local state, then the peer's reservation, then the answer (DESIGN.md §1 step 2).
+    auto finish = [this, link, keys, done](std::string err) {
+        if (!err.empty()) {
+            keys_burned += keys.size();
+            std::vector<Op> undo;
+            {
+                std::lock_guard lk(res_mu_);
+                for (const auto& k : keys)
+                    if (reservations_.erase(k.key_ID)) undo.push_back(op::DeleteReservation{k.key_ID});
+            }
+            if (!undo.empty()) store_.commit(std::move(undo), nullptr);
+            return done(Err{server(err)});
+        }
+        keys_delivered_master += keys.size();
+        done(materialise(link->out, keys));
+    };
+    auto after_commit = [this, link, keys, caller, remote_slaves, expires, peer_kme, finish](bool ok) {
+        if (!ok) return finish(std::string(msg::kKeyDataAccess));
+        {
+            std::lock_guard lk(link->mu);
+            for (const auto& k : keys) link->committed_end = std::max(link->committed_end, k.offset + k.bits / 8 + kHwmChunkBytes);
+        }
+        if (remote_slaves.empty()) return finish("");
+        SyncRequest sr{cfg_.kme_id, link->out.label(), caller, remote_slaves, expires, keys};
+        peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish](std::string e) {
+            if (!e.empty()) {
+                ++sync_failures;
+                spdlog::warn("peer KME {} did not confirm a reservation: {}; material burned", peer_kme, e);
+                return finish(fmt::format("peer KME {} did not confirm the key reservation: {}", peer_kme, e));
+            }
+            finish("");
+        });
+    };
+    if (ops.empty()) after_commit(true);
+    else store_.commit(std::move(ops), after_commit);
+}
+
+void KeyManager::get_key_with_ids(const std::string& caller, const std::string& master, const etsi014::KeyIds& ids, KeysCallback done) {
+    if (!is_local_sae(caller)) return done(Err{unauthorized()});
+    if (static_cast<std::int64_t>(ids.key_IDs.size()) > cfg_.limits.max_key_per_request)
+        return done(Err{bad(fmt::format("{} key_IDs requested; max_key_per_request is {}", ids.key_IDs.size(), cfg_.limits.max_key_per_request))});
+    const std::int64_t now = now_unix();
+    std::vector<Op> ops;
+    struct Out {
+        const KeyStream* stream;
+        SyncKey key;
+        std::string id_text;
+    };
+    std::vector<Out> out;
+    {
+        std::lock_guard lk(res_mu_);
+        std::vector<etsi014::Extension> missing;
+        bool unauthorised = false;
+        std::vector<Uuid> parsed;
+        std::set<Uuid> seen;
+        for (const auto& e : ids.key_IDs) {
+            auto u = uuid_parse(e.key_ID);
+            auto it = u ? reservations_.find(*u) : reservations_.end();
+            if (!u || it == reservations_.end() || it->second.master_SAE_ID != master || it->second.expires_unix < now ||
+                !seen.insert(*u).second) {
+                missing.push_back({"key_ID_not_found", e.key_ID.substr(0, 64)});
+                continue;
+            }
+            const auto& r = it->second;
+            if (std::find(r.pending_slaves.begin(), r.pending_slaves.end(), caller) == r.pending_slaves.end()) {
+                // Authorised slaves that already fetched it find it gone; anyone else is refused.
+                if (std::find(r.slaves.begin(), r.slaves.end(), caller) != r.slaves.end())
+                    missing.push_back({"key_ID_not_found", e.key_ID});
+                else
+                    unauthorised = true;
+                continue;
+            }
+            parsed.push_back(*u);
+        }
+        if (!missing.empty()) return done(Err{bad(std::string(msg::kKeysNotFound), std::move(missing))});
+        if (unauthorised) return done(Err{unauthorized()});
+        // All-or-nothing: every key checked, now consume them for this caller.
+        for (std::size_t i = 0; i < parsed.size(); ++i) {
+            auto it = reservations_.find(parsed[i]);
+            auto& r = it->second;
+            const KeyStream* stream = nullptr;
+            if (auto li = links_.find(r.stream); li != links_.end()) stream = &li->second->out;
+            else if (auto si = in_streams_.find(r.stream); si != in_streams_.end()) stream = si->second.get();
+            if (!stream) {  // rows are only created for streams we hold
+                std::fputs("qkd-kme: reservation for an unknown key stream\n", stderr);
+                std::abort();
+            }
+            out.push_back({stream, SyncKey{r.key_ID, r.offset, r.bits}, ids.key_IDs[i].key_ID});
+            std::erase(r.pending_slaves, caller);
+            if (r.pending_slaves.empty()) {
+                ops.push_back(op::DeleteReservation{r.key_ID});
+                reservations_.erase(it);
+            } else {
+                ops.push_back(op::SetPending{r.key_ID, r.pending_slaves});
+            }
+        }
+    }
+    // The deletion is durable before the key leaves: a crash can lose an answer, never repeat one.
+    store_.commit(std::move(ops), [this, out = std::move(out), done](bool ok) {
+        if (!ok) return done(Err{server(std::string(msg::kKeyDataAccess))});
+        etsi014::KeyContainer c;
+        for (const auto& o : out)
+            c.keys.push_back(etsi014::Key{o.id_text, o.stream->read(o.key.offset, o.key.bits / 8), std::nullopt, std::nullopt});
+        keys_delivered_slave += out.size();
+        done(std::move(c));
+    });
+}
+
+void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest& req, std::function<void(ApiResult<int>)> done) {
+    if (!is_peer_kme(peer_kme_id) || req.master_kme_id != peer_kme_id) return done(Err{unauthorized()});
+    const auto in_label = label(peer_kme_id, cfg_.kme_id);
+    if (req.stream != in_label) return done(Err{bad(fmt::format("stream \"{}\" is not the link {}", req.stream, in_label))});
+    if (req.keys.empty() || req.keys.size() > 4096) return done(Err{bad("a reservation carries 1 to 4096 keys")});
+    if (req.slaves.empty()) return done(Err{bad("a reservation names at least one slave SAE")});
+    for (const auto& s : req.slaves)
+        if (!is_local_sae(s)) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {}", s, cfg_.kme_id))});
+    std::vector<Op> ops;
+    {
+        std::lock_guard lk(res_mu_);
+        for (const auto& k : req.keys) {
+            if (k.bits == 0 || k.bits % 8 != 0 || k.bits > 65536) return done(Err{bad("key bits must be a positive multiple of 8")});
+            if (reservations_.count(k.key_ID)) return done(Err{bad(fmt::format("key_ID {} is already reserved", uuid_format(k.key_ID)))});
+        }
+        for (const auto& k : req.keys) {
+            Reservation r{k.key_ID, req.stream, k.offset, k.bits, req.master_SAE_ID, req.slaves, req.slaves, req.expires_unix};
+            ops.push_back(op::PutReservation{r});
+            reservations_.emplace(k.key_ID, std::move(r));
+        }
+    }
+    store_.commit(std::move(ops), [done](bool ok) {
+        if (!ok) return done(Err{server(std::string(msg::kKeyDataAccess))});
+        done(0);
+    });
+}
+
+std::size_t KeyManager::expire_reservations() {
+    const std::int64_t now = now_unix();
+    std::vector<Op> ops;
+    {
+        std::lock_guard lk(res_mu_);
+        for (auto it = reservations_.begin(); it != reservations_.end();) {
+            if (it->second.expires_unix < now) {
+                ops.push_back(op::DeleteReservation{it->first});
+                it = reservations_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    const auto n = ops.size();
+    if (n) {
+        reservations_expired += n;
+        store_.commit(std::move(ops), nullptr);
+    }
+    return n;
+}
+
+std::vector<PoolLevel> KeyManager::pool_levels() {
+    std::vector<PoolLevel> out;
+    const auto now = clock_.now();
+    for (auto& [l, link] : links_) {
+        std::lock_guard lk(link->mu);
+        out.push_back({l, link->pool.available(now), link->next_offset, link->pool.in_outage(now)});
+    }
+    return out;
+}
+
+std::size_t KeyManager::reservation_count() {
+    std::lock_guard lk(res_mu_);
+    return reservations_.size();
+}
+
+}  // namespace qkd::kme

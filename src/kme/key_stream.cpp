@@ -1,0 +1,98 @@
+#include "qkd/kme/key_stream.hpp"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "qkd/common/encoding.hpp"
+
+namespace qkd::kme {
+namespace {
+
+SecretBytes hkdf_sha256(std::span<const std::uint8_t> ikm, std::string_view salt, std::string_view info, std::size_t n) {
+    SecretBytes out(n);
+    EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+    EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("SHA256"), 0),
+        OSSL_PARAM_construct_octet_string("key", const_cast<std::uint8_t*>(ikm.data()), ikm.size()),
+        OSSL_PARAM_construct_octet_string("salt", const_cast<char*>(salt.data()), salt.size()),
+        OSSL_PARAM_construct_octet_string("info", const_cast<char*>(info.data()), info.size()),
+        OSSL_PARAM_construct_end()};
+    if (!ctx || EVP_KDF_derive(ctx, out.data(), out.size(), params) != 1) {
+        std::fputs("qkd-kme: HKDF-SHA256 unavailable in OpenSSL\n", stderr);
+        std::abort();
+    }
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return out;
+}
+
+struct CipherCtx {
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+}  // namespace
+
+KeyStream::KeyStream(std::span<const std::uint8_t> link_seed, const std::string& direction_label)
+    : key_(hkdf_sha256(link_seed, "qkdgate emulated QKD link v1", direction_label, 32)), label_(direction_label) {}
+
+void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
+    if (out.empty()) return;
+    thread_local CipherCtx c;
+    // CTR block counter = offset / 16, big-endian in the low 8 bytes of the IV.
+    std::uint8_t iv[16] = {};
+    std::uint64_t block = offset / 16;
+    for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<std::uint8_t>(block >> (8 * i));
+    if (EVP_EncryptInit_ex(c.ctx, EVP_aes_256_ctr(), nullptr, key_.data(), iv) != 1) {
+        std::fputs("qkd-kme: AES-256-CTR unavailable in OpenSSL\n", stderr);
+        std::abort();
+    }
+    std::uint8_t zeros[64] = {};
+    std::uint8_t skip[16];
+    int len = 0;
+    if (auto s = offset % 16; s != 0) EVP_EncryptUpdate(c.ctx, skip, &len, zeros, static_cast<int>(s));
+    std::size_t done = 0;
+    while (done < out.size()) {
+        int n = static_cast<int>(std::min<std::size_t>(sizeof zeros, out.size() - done));
+        if (EVP_EncryptUpdate(c.ctx, out.data() + done, &len, zeros, n) != 1) {
+            std::fputs("qkd-kme: AES-256-CTR failed\n", stderr);
+            std::abort();
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    secure_zero(skip, sizeof skip);
+}
+
+SecretBytes KeyStream::read(std::uint64_t offset, std::size_t n) const {
+    SecretBytes out(n);
+    read(offset, out.mut_view());
+    return out;
+}
+
+SecretBytes read_seed_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(fmt::format("{}: cannot open link seed file", path));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str(), hex;
+    for (char c : text)
+        if (!std::isspace(static_cast<unsigned char>(c))) hex += c;
+    wipe_string(text);
+    auto bytes = hex_decode(hex);
+    wipe_string(hex);
+    if (!bytes || bytes->size() < 32) throw std::runtime_error(fmt::format("{}: expected at least 64 hex digits (32 bytes) of link seed", path));
+    SecretBytes seed{std::span<const std::uint8_t>(*bytes)};
+    secure_zero(bytes->data(), bytes->size());
+    return seed;
+}
+
+}  // namespace qkd::kme

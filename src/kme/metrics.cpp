@@ -1,0 +1,79 @@
+#include "qkd/kme/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include "qkd/kme/key_manager.hpp"
+
+namespace qkd::kme {
+namespace {
+constexpr const char* kEndpointNames[] = {"status", "enc_keys", "dec_keys", "kme_reserve", "other"};
+}
+
+void Metrics::record(Endpoint e, int http_status, std::chrono::nanoseconds latency) {
+    const int ei = static_cast<int>(e);
+    std::size_t si = kStatuses.size() - 1;
+    for (std::size_t i = 0; i + 1 < kStatuses.size(); ++i)
+        if (kStatuses[i] == http_status) si = i;
+    requests_[ei][si].fetch_add(1, std::memory_order_relaxed);
+    const double s = std::chrono::duration<double>(latency).count();
+    std::size_t b = kBucketsSeconds.size();
+    for (std::size_t i = 0; i < kBucketsSeconds.size(); ++i)
+        if (s <= kBucketsSeconds[i]) {
+            b = i;
+            break;
+        }
+    buckets_[ei][b].fetch_add(1, std::memory_order_relaxed);
+    latency_sum_ns_[ei].fetch_add(static_cast<std::uint64_t>(latency.count()), std::memory_order_relaxed);
+}
+
+std::string Metrics::render(KeyManager& km) const {
+    std::string o;
+    const auto& id = km.config().kme_id;
+    o += "# HELP qkd_kme_keys_served_total Keys delivered, by role of the receiving SAE.\n# TYPE qkd_kme_keys_served_total counter\n";
+    o += fmt::format("qkd_kme_keys_served_total{{kme=\"{}\",role=\"master\"}} {}\n", id, km.keys_delivered_master.load());
+    o += fmt::format("qkd_kme_keys_served_total{{kme=\"{}\",role=\"slave\"}} {}\n", id, km.keys_delivered_slave.load());
+    o += "# HELP qkd_kme_keys_burned_total Keys whose material was discarded because a reservation failed.\n"
+         "# TYPE qkd_kme_keys_burned_total counter\n";
+    o += fmt::format("qkd_kme_keys_burned_total{{kme=\"{}\"}} {}\n", id, km.keys_burned.load());
+    o += "# HELP qkd_kme_sync_failures_total KME-to-KME reservations that failed or timed out.\n# TYPE qkd_kme_sync_failures_total counter\n";
+    o += fmt::format("qkd_kme_sync_failures_total{{kme=\"{}\"}} {}\n", id, km.sync_failures.load());
+    o += "# HELP qkd_kme_reservations_expired_total Unclaimed reservations dropped at expiry.\n"
+         "# TYPE qkd_kme_reservations_expired_total counter\n";
+    o += fmt::format("qkd_kme_reservations_expired_total{{kme=\"{}\"}} {}\n", id, km.reservations_expired.load());
+    o += "# HELP qkd_kme_reservations Keys reserved and waiting for a slave.\n# TYPE qkd_kme_reservations gauge\n";
+    o += fmt::format("qkd_kme_reservations{{kme=\"{}\"}} {}\n", id, km.reservation_count());
+    o += "# HELP qkd_kme_pool_bits Secret key material available, per link direction.\n# TYPE qkd_kme_pool_bits gauge\n";
+    auto levels = km.pool_levels();
+    for (const auto& l : levels) o += fmt::format("qkd_kme_pool_bits{{kme=\"{}\",direction=\"{}\"}} {:.0f}\n", id, l.stream, l.available_bits);
+    o += "# HELP qkd_kme_pool_keys Keys of the default size available, per link direction.\n# TYPE qkd_kme_pool_keys gauge\n";
+    for (const auto& l : levels)
+        o += fmt::format("qkd_kme_pool_keys{{kme=\"{}\",direction=\"{}\"}} {}\n", id, l.stream,
+                         static_cast<std::int64_t>(l.available_bits / static_cast<double>(km.config().limits.default_key_size)));
+    o += "# HELP qkd_kme_link_up 0 while the emulated QKD link is in a scheduled outage.\n# TYPE qkd_kme_link_up gauge\n";
+    for (const auto& l : levels) o += fmt::format("qkd_kme_link_up{{kme=\"{}\",direction=\"{}\"}} {}\n", id, l.stream, l.outage ? 0 : 1);
+    o += "# HELP qkd_kme_tls_handshakes_total TLS handshakes by result.\n# TYPE qkd_kme_tls_handshakes_total counter\n";
+    o += fmt::format("qkd_kme_tls_handshakes_total{{kme=\"{}\",result=\"ok\"}} {}\n", id, handshakes_ok_.load());
+    o += fmt::format("qkd_kme_tls_handshakes_total{{kme=\"{}\",result=\"failed\"}} {}\n", id, handshakes_failed_.load());
+    o += "# HELP qkd_kme_requests_total HTTP requests by endpoint and status.\n# TYPE qkd_kme_requests_total counter\n";
+    for (int e = 0; e < static_cast<int>(Endpoint::Count_); ++e)
+        for (std::size_t s = 0; s < kStatuses.size(); ++s)
+            if (auto v = requests_[e][s].load()) {
+                std::string code = kStatuses[s] ? std::to_string(kStatuses[s]) : "other";
+                o += fmt::format("qkd_kme_requests_total{{kme=\"{}\",endpoint=\"{}\",status=\"{}\"}} {}\n", id, kEndpointNames[e], code, v);
+            }
+    o += "# HELP qkd_kme_request_seconds Request latency from parsed request to response.\n# TYPE qkd_kme_request_seconds histogram\n";
+    for (int e = 0; e < static_cast<int>(Endpoint::Count_); ++e) {
+        std::uint64_t cum = 0;
+        for (std::size_t b = 0; b <= kBucketsSeconds.size(); ++b) {
+            cum += buckets_[e][b].load();
+            std::string le = b < kBucketsSeconds.size() ? fmt::format("{}", kBucketsSeconds[b]) : "+Inf";
+            o += fmt::format("qkd_kme_request_seconds_bucket{{kme=\"{}\",endpoint=\"{}\",le=\"{}\"}} {}\n", id, kEndpointNames[e], le, cum);
+        }
+        o += fmt::format("qkd_kme_request_seconds_sum{{kme=\"{}\",endpoint=\"{}\"}} {:.9f}\n", id, kEndpointNames[e],
+                         static_cast<double>(latency_sum_ns_[e].load()) / 1e9);
+        o += fmt::format("qkd_kme_request_seconds_count{{kme=\"{}\",endpoint=\"{}\"}} {}\n", id, kEndpointNames[e], cum);
+    }
+    return o;
+}
+
+}  // namespace qkd::kme

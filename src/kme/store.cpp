@@ -1,0 +1,211 @@
+#include "qkd/kme/store.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
+#include <cstring>
+#include <stdexcept>
+
+namespace qkd::kme {
+namespace {
+
+struct Stmt {
+    sqlite3_stmt* s = nullptr;
+    Stmt(sqlite3* db, const char* sql) {
+        if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+            throw std::runtime_error(fmt::format("SQLite prepare failed: {}: {}", sql, sqlite3_errmsg(db)));
+    }
+    ~Stmt() { sqlite3_finalize(s); }
+};
+
+std::string slaves_text(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+std::vector<std::string> slaves_parse(const unsigned char* t) {
+    if (!t) return {};
+    auto j = nlohmann::json::parse(reinterpret_cast<const char*>(t), nullptr, false);
+    std::vector<std::string> out;
+    if (j.is_array())
+        for (auto& e : j)
+            if (e.is_string()) out.push_back(e.get<std::string>());
+    return out;
+}
+
+}  // namespace
+
+Store::Store(const std::string& path) : path_(path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+        std::string m = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        throw std::runtime_error(fmt::format("{}: cannot open state database: {}", path, m));
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA secure_delete=ON");  // deleted reservations are overwritten, not left in free pages
+    exec("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS hwm(stream TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS reservation(key_id BLOB PRIMARY KEY, stream TEXT NOT NULL, offset INTEGER NOT NULL,"
+         " bits INTEGER NOT NULL, master TEXT NOT NULL, slaves TEXT NOT NULL, pending TEXT NOT NULL, expires INTEGER NOT NULL)");
+    writer_ = std::thread([this] { writer_loop(); });
+}
+
+Store::~Store() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    sqlite3_close(db_);
+}
+
+void Store::exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string m = err ? err : "?";
+        sqlite3_free(err);
+        throw std::runtime_error(fmt::format("{}: SQLite error in \"{}\": {}", path_, sql, m));
+    }
+}
+
+std::map<std::string, std::uint64_t> Store::load_hwms() {
+    std::map<std::string, std::uint64_t> out;
+    Stmt st(db_, "SELECT stream, next_offset FROM hwm");
+    while (sqlite3_step(st.s) == SQLITE_ROW)
+        out[reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0))] = static_cast<std::uint64_t>(sqlite3_column_int64(st.s, 1));
+    return out;
+}
+
+std::vector<Reservation> Store::load_reservations() {
+    std::vector<Reservation> out;
+    Stmt st(db_, "SELECT key_id, stream, offset, bits, master, slaves, pending, expires FROM reservation");
+    while (sqlite3_step(st.s) == SQLITE_ROW) {
+        Reservation r;
+        if (sqlite3_column_bytes(st.s, 0) != 16) continue;
+        std::memcpy(r.key_ID.data(), sqlite3_column_blob(st.s, 0), 16);
+        r.stream = reinterpret_cast<const char*>(sqlite3_column_text(st.s, 1));
+        r.offset = static_cast<std::uint64_t>(sqlite3_column_int64(st.s, 2));
+        r.bits = static_cast<std::uint32_t>(sqlite3_column_int64(st.s, 3));
+        r.master_SAE_ID = reinterpret_cast<const char*>(sqlite3_column_text(st.s, 4));
+        r.slaves = slaves_parse(sqlite3_column_text(st.s, 5));
+        r.pending_slaves = slaves_parse(sqlite3_column_text(st.s, 6));
+        r.expires_unix = sqlite3_column_int64(st.s, 7);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::optional<std::vector<std::uint8_t>> Store::get_meta(const std::string& key) {
+    Stmt st(db_, "SELECT v FROM meta WHERE k = ?");
+    sqlite3_bind_text(st.s, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_ROW) return std::nullopt;
+    auto p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st.s, 0));
+    return std::vector<std::uint8_t>(p, p + sqlite3_column_bytes(st.s, 0));
+}
+
+void Store::put_meta(const std::string& key, const std::vector<std::uint8_t>& value) {
+    Stmt st(db_, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)");
+    sqlite3_bind_text(st.s, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_DONE) throw std::runtime_error(fmt::format("{}: cannot write meta: {}", path_, sqlite3_errmsg(db_)));
+}
+
+void Store::commit(std::vector<Op> ops, std::function<void(bool)> done) {
+    {
+        std::lock_guard lk(mu_);
+        queue_.push_back(Item{std::move(ops), std::move(done)});
+    }
+    cv_.notify_one();
+}
+
+void Store::flush() {
+    std::unique_lock lk(mu_);
+    idle_cv_.wait(lk, [&] { return queue_.empty() && !busy_; });
+}
+
+bool Store::apply(const Op& o) {
+    return std::visit(
+        [&](const auto& x) -> bool {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, op::SetHwm>) {
+                Stmt s(db_, "INSERT INTO hwm(stream, next_offset) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET next_offset = "
+                            "MAX(next_offset, excluded.next_offset)");
+                sqlite3_bind_text(s.s, 1, x.stream.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(x.next_offset));
+                return sqlite3_step(s.s) == SQLITE_DONE;
+            } else if constexpr (std::is_same_v<T, op::PutReservation>) {
+                Stmt s(db_, "INSERT INTO reservation(key_id, stream, offset, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
+                sqlite3_bind_blob(s.s, 1, x.r.key_ID.data(), 16, SQLITE_TRANSIENT);
+                sqlite3_bind_text(s.s, 2, x.r.stream.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s.s, 3, static_cast<sqlite3_int64>(x.r.offset));
+                sqlite3_bind_int64(s.s, 4, x.r.bits);
+                sqlite3_bind_text(s.s, 5, x.r.master_SAE_ID.c_str(), -1, SQLITE_TRANSIENT);
+                auto a = slaves_text(x.r.slaves);
+                sqlite3_bind_text(s.s, 6, a.c_str(), -1, SQLITE_TRANSIENT);
+                auto p = slaves_text(x.r.pending_slaves);
+                sqlite3_bind_text(s.s, 7, p.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s.s, 8, x.r.expires_unix);
+                return sqlite3_step(s.s) == SQLITE_DONE;
+            } else if constexpr (std::is_same_v<T, op::SetPending>) {
+                Stmt s(db_, "UPDATE reservation SET pending = ? WHERE key_id = ?");
+                auto p = slaves_text(x.pending);
+                sqlite3_bind_text(s.s, 1, p.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_blob(s.s, 2, x.key_ID.data(), 16, SQLITE_TRANSIENT);
+                return sqlite3_step(s.s) == SQLITE_DONE;
+            } else {
+                Stmt s(db_, "DELETE FROM reservation WHERE key_id = ?");
+                sqlite3_bind_blob(s.s, 1, x.key_ID.data(), 16, SQLITE_TRANSIENT);
+                return sqlite3_step(s.s) == SQLITE_DONE;
+            }
+        },
+        o);
+}
+
+void Store::writer_loop() {
+    for (;;) {
+        std::deque<Item> batch;
+        {
+            std::unique_lock lk(mu_);
+            cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+            if (queue_.empty() && stop_) return;
+            batch.swap(queue_);
+            busy_ = true;
+        }
+        // One transaction for the whole group; an item whose statements fail is reported failed
+        // but does not abort the others (each item runs inside a savepoint).
+        std::vector<bool> ok(batch.size(), true);
+        bool committed = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+        if (committed) {
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                sqlite3_exec(db_, "SAVEPOINT item", nullptr, nullptr, nullptr);
+                for (const auto& o : batch[i].ops)
+                    if (!apply(o)) {
+                        ok[i] = false;
+                        break;
+                    }
+                if (ok[i]) sqlite3_exec(db_, "RELEASE item", nullptr, nullptr, nullptr);
+                else {
+                    spdlog::error("state database: write failed: {}", sqlite3_errmsg(db_));
+                    sqlite3_exec(db_, "ROLLBACK TO item; RELEASE item", nullptr, nullptr, nullptr);
+                }
+            }
+            committed = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
+            if (!committed) {
+                spdlog::error("state database: commit failed: {}", sqlite3_errmsg(db_));
+                sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            }
+        }
+        ++commits_;
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            if (batch[i].done) batch[i].done(committed && ok[i]);
+        {
+            std::lock_guard lk(mu_);
+            busy_ = false;
+        }
+        idle_cv_.notify_all();
+    }
+}
+
+}  // namespace qkd::kme

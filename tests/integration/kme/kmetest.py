@@ -1,0 +1,101 @@
+"""Helpers for the KME integration tests: start the demo, make mTLS calls as a given SAE."""
+import http.client
+import json
+import os
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+
+
+class Demo:
+    def __init__(self, binary, *extra):
+        self.dir = tempfile.mkdtemp(prefix="qkd-kme-it-")
+        self.log = open(os.path.join(self.dir, "demo.log"), "w+")
+        self.proc = subprocess.Popen([binary, "demo", self.dir, "--quiet", "--log-level", "warn", *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        path = os.path.join(self.dir, "demo.json")
+        deadline = time.time() + 60
+        while not os.path.exists(path):
+            if self.proc.poll() is not None:
+                raise RuntimeError("demo exited early: " + self.output())
+            if time.time() > deadline:
+                raise RuntimeError("demo.json did not appear within 60 s")
+            time.sleep(0.1)
+        with open(path) as f:
+            self.info = json.load(f)
+        self.urls = {k["kme_id"]: k["url"] for k in self.info["kmes"]}
+        self.saes = {s["sae_id"]: s for s in self.info["saes"]}
+
+    def output(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()[-20000:]
+
+    def path(self, rel):
+        return os.path.join(self.dir, rel)
+
+    def client(self, sae, kme=None, cert=True):
+        """An HTTPS connection to KME `kme` (default: the SAE's own) as SAE `sae`."""
+        s = self.saes[sae]
+        kme = kme or s["kme_id"]
+        ctx = ssl.create_default_context(cafile=self.path(self.info["ca"]))
+        if cert:
+            ctx.load_cert_chain(self.path(s["cert"]), self.path(s["key"]))
+        host, port = self.urls[kme][len("https://"):].split(":")
+        return Client(http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise RuntimeError("demo did not stop on SIGTERM: " + self.output())
+        if self.proc.returncode != 0:
+            print(self.output())
+        return self.proc.returncode
+
+
+class Client:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def call(self, method, path, body=None, headers=None):
+        h = {"Content-Type": "application/json"} if body is not None else {}
+        h.update(headers or {})
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        self.conn.request(method, path, body=data, headers=h)
+        r = self.conn.getresponse()
+        raw = r.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw
+        return r.status, parsed, r
+
+
+class Checks:
+    def __init__(self):
+        self.failed = 0
+        self.passed = 0
+
+    def eq(self, what, got, want):
+        if got == want:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {what}: got {got!r}, want {want!r}")
+
+    def true(self, what, cond, detail=""):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {what} {detail}")
+
+    def done(self):
+        print(f"{self.passed} checks passed, {self.failed} failed")
+        return 1 if self.failed else 0

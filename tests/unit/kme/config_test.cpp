@@ -1,0 +1,70 @@
+#include <gtest/gtest.h>
+
+#include "qkd/kme/config.hpp"
+
+using qkd::kme::ConfigError;
+using qkd::kme::parse_config;
+
+namespace {
+const char* kGood = R"(
+[kme]
+id = "KME_A"
+listen = "127.0.0.1:8443"
+cert = "pki/a.pem"
+key = "pki/a.key"
+ca = "pki/ca.pem"
+state_db = "state/a.db"
+[[sae]]
+id = "SAE_A"
+[[peer]]
+kme_id = "KME_B"
+url = "https://127.0.0.1:9443"
+saes = ["SAE_B"]
+link_seed_file = "seed"
+key_rate = 5000
+outages = [{ start = 10, duration = 5, every = 60 }]
+)";
+
+std::string error_of(const std::string& text) {
+    try {
+        parse_config(text, "/etc/kme/a.toml");
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST(KmeConfig, ParsesAndResolvesPathsRelativeToTheFile) {
+    auto c = parse_config(kGood, "/etc/kme/a.toml");
+    EXPECT_EQ(c.kme_id, "KME_A");
+    EXPECT_EQ(c.listen_port, 8443);
+    EXPECT_EQ(c.cert, "/etc/kme/pki/a.pem");
+    EXPECT_EQ(c.limits.default_key_size, 256);
+    ASSERT_EQ(c.peers.size(), 1u);
+    EXPECT_EQ(c.peers[0].link.seed_file, "/etc/kme/seed");
+    EXPECT_DOUBLE_EQ(c.peers[0].link.key_rate_bps, 5000);
+    ASSERT_EQ(c.peers[0].link.outages.size(), 1u);
+    EXPECT_DOUBLE_EQ(c.peers[0].link.outages[0].every_s, 60);
+}
+
+TEST(KmeConfig, ErrorsNameFileKeyAndExpectation) {
+    struct Case {
+        std::string text, expect;
+    } cases[] = {
+        {"[kme\n", "/etc/kme/a.toml:1"},
+        {std::string(kGood) + "\n[extra]\n", "key 'extra': unknown key"},
+        {std::string(kGood).replace(std::string(kGood).find("127.0.0.1:8443"), 14, "localhost"), "key 'kme.listen': expected HOST:PORT"},
+        {std::string(kGood).replace(std::string(kGood).find("key_rate = 5000"), 15, "key_rate = \"fast\""), "key 'peer[0].key_rate': must be a number"},
+        {std::string(kGood) + "\n[keys]\ndefault_key_size = 100\n", "key 'keys.default_key_size': must be a multiple of 8"},
+        {std::string(kGood) + "\n[keys]\nmax_key_per_request = 0\n", "key 'keys.max_key_per_request': must be between 1 and 1024"},
+        {std::string(kGood) + "\n[identity]\nrule = \"serial\"\n", "expected san_uri, san_dns, cn or fingerprint"},
+        {std::string(kGood) + "\n[[sae]]\nid = \"SAE_B\"\n", "SAE ID \"SAE_B\" is already attached"},
+        {std::string(kGood).replace(std::string(kGood).find("https://"), 8, "http://"), "key 'peer[0].url': expected https://"},
+    };
+    for (const auto& c : cases) {
+        auto e = error_of(c.text);
+        EXPECT_NE(e.find(c.expect), std::string::npos) << "expected \"" << c.expect << "\" in \"" << e << "\"";
+        EXPECT_NE(e.find("/etc/kme/a.toml"), std::string::npos) << e;
+    }
+}

@@ -1,0 +1,266 @@
+// The key lifecycle of two KMEs wired back to back in one process (no TLS): every ETSI 014
+// outcome of Get key / Get key with key IDs, the reservation on the peer, and the invariants
+// "delivered once to the master and once per authorised slave" and "a failed sync burns material".
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+
+#include "qkd/common/encoding.hpp"
+#include "qkd/kme/key_manager.hpp"
+#include "test_util.hpp"
+
+using namespace qkd::kme;
+namespace etsi = qkd::etsi014;
+
+namespace {
+
+class LoopbackPeer final : public PeerClient {
+public:
+    KeyManager* target = nullptr;
+    std::string self;
+    std::string fail_with;  // non-empty: the peer is "down"
+    int calls = 0;
+    void reserve(SyncRequest req, std::function<void(std::string)> done) override {
+        ++calls;
+        if (!fail_with.empty()) return done(fail_with);
+        target->peer_reserve(self, req, [done](ApiResult<int> r) { done(r ? "" : r.error().message); });
+    }
+};
+
+Config make_config(const std::string& id, const std::string& peer, std::vector<std::string> saes, std::vector<std::string> peer_saes,
+                   const std::filesystem::path& dir) {
+    Config c;
+    c.file = (dir / (id + ".toml")).string();
+    c.kme_id = id;
+    c.state_db = (dir / (id + ".db")).string();
+    c.saes = std::move(saes);
+    c.limits.max_key_per_request = 8;
+    c.limits.max_key_count = 64;  // 64 keys of 256 bits per direction
+    c.limits.max_SAE_ID_count = 2;
+    c.reservation_ttl = std::chrono::seconds(60);
+    PeerConfig p;
+    p.kme_id = peer;
+    p.saes = std::move(peer_saes);
+    p.link.seed_file = (dir / "seed").string();
+    p.link.key_rate_bps = 0;  // no refill: the budget is exactly the start buffer
+    c.local_link.key_rate_bps = 0;
+    c.peers.push_back(p);
+    return c;
+}
+
+template <class F>
+ApiResult<etsi::KeyContainer> call(F f) {
+    std::promise<ApiResult<etsi::KeyContainer>> p;
+    f([&](ApiResult<etsi::KeyContainer> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+}
+
+struct Pair : ::testing::Test {
+    std::filesystem::path dir = kmetest::temp_dir("km");
+    kmetest::FakeClock clock;
+    std::shared_ptr<LoopbackPeer> to_b = std::make_shared<LoopbackPeer>(), to_a = std::make_shared<LoopbackPeer>();
+    Config ca, cb;
+    std::unique_ptr<Store> sa, sb;
+    std::unique_ptr<KeyManager> a, b;
+
+    void SetUp() override {
+        kmetest::write(dir / "seed", std::string(64, 'a'));
+        ca = make_config("KME_A", "KME_B", {"SAE_A", "SAE_C"}, {"SAE_B"}, dir);
+        cb = make_config("KME_B", "KME_A", {"SAE_B"}, {"SAE_A", "SAE_C"}, dir);
+        start();
+    }
+    void start() {
+        sa = std::make_unique<Store>(ca.state_db);
+        sb = std::make_unique<Store>(cb.state_db);
+        a = std::make_unique<KeyManager>(ca, *sa, clock, std::map<std::string, std::shared_ptr<PeerClient>>{{"KME_B", to_b}});
+        b = std::make_unique<KeyManager>(cb, *sb, clock, std::map<std::string, std::shared_ptr<PeerClient>>{{"KME_A", to_a}});
+        to_b->target = b.get();
+        to_b->self = "KME_A";
+        to_a->target = a.get();
+        to_a->self = "KME_B";
+    }
+    void restart() {
+        a.reset();
+        b.reset();
+        sa.reset();
+        sb.reset();
+        start();
+    }
+    void TearDown() override {
+        a.reset();
+        b.reset();
+        sa.reset();
+        sb.reset();
+        std::filesystem::remove_all(dir);
+    }
+    ApiResult<etsi::KeyContainer> enc(const std::string& caller, const std::string& slave, etsi::KeyRequest r = {}) {
+        return call([&](auto done) { a->get_key(caller, slave, r, done); });
+    }
+    ApiResult<etsi::KeyContainer> dec(KeyManager& km, const std::string& caller, const std::string& master, std::vector<std::string> ids) {
+        etsi::KeyIds k;
+        for (auto& i : ids) k.key_IDs.push_back({i, std::nullopt});
+        return call([&](auto done) { km.get_key_with_ids(caller, master, k, done); });
+    }
+};
+
+}  // namespace
+
+TEST_F(Pair, MasterAndSlaveGetTheSameKeyExactlyOnce) {
+    // SAE_A -> KME_A: enc_keys for SAE_B; KME_A reserves on KME_B; SAE_B -> KME_B: dec_keys.
+    etsi::KeyRequest r;
+    r.number = 3;
+    r.size = 512;
+    auto m = enc("SAE_A", "SAE_B", r);
+    ASSERT_TRUE(m) << m.error().message;
+    ASSERT_EQ(m->keys.size(), 3u);
+    EXPECT_EQ(m->keys[0].key.size(), 64u);
+    std::set<std::string> ids;
+    for (auto& k : m->keys) ids.insert(k.key_ID);
+    EXPECT_EQ(ids.size(), 3u);
+    EXPECT_FALSE(qkd::ct_equal(m->keys[0].key, m->keys[1].key));
+    auto s = dec(*b, "SAE_B", "SAE_A", {m->keys[2].key_ID, m->keys[0].key_ID});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->keys[0].key_ID, m->keys[2].key_ID);
+    EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m->keys[2].key));
+    EXPECT_TRUE(qkd::ct_equal(s->keys[1].key, m->keys[0].key));
+    // Consumed: a second fetch finds nothing; the remaining key is still there.
+    auto again = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().status, 400);
+    EXPECT_EQ(again.error().message, "one or more keys specified are not found on KME");
+    EXPECT_TRUE(dec(*b, "SAE_B", "SAE_A", {m->keys[1].key_ID}));
+    EXPECT_EQ(a->keys_delivered_master, 3u);
+    EXPECT_EQ(b->keys_delivered_slave, 3u);
+}
+
+TEST_F(Pair, DecKeysIsAllOrNothingAndChecksTheMaster) {
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m);
+    auto mixed = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID, "00000000-0000-4000-8000-000000000000"});
+    ASSERT_FALSE(mixed);
+    EXPECT_EQ(mixed.error().status, 400);
+    ASSERT_EQ(mixed.error().details.size(), 1u);
+    EXPECT_EQ(mixed.error().details[0].value, "00000000-0000-4000-8000-000000000000");
+    auto wrong_master = dec(*b, "SAE_B", "SAE_C", {m->keys[0].key_ID});
+    EXPECT_FALSE(wrong_master);
+    EXPECT_TRUE(dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID}));  // still there after the failures
+    EXPECT_FALSE(dec(*b, "SAE_B", "SAE_A", {"not-a-uuid"}));
+}
+
+TEST_F(Pair, OnlyAuthorisedSlavesAndLocalCallers) {
+    auto m = enc("SAE_A", "SAE_C");  // local pair on KME_A
+    ASSERT_TRUE(m) << m.error().message;
+    EXPECT_EQ(to_b->calls, 0);  // nothing crosses to the peer for a local pair
+    auto stranger = dec(*a, "SAE_A", "SAE_A", {m->keys[0].key_ID});  // SAE_A is not a slave of its own key
+    ASSERT_FALSE(stranger);
+    EXPECT_EQ(stranger.error().status, 401);
+    auto slave = dec(*a, "SAE_C", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_TRUE(slave);
+    EXPECT_TRUE(qkd::ct_equal(slave->keys[0].key, m->keys[0].key));
+    // A caller not attached to this KME is unauthorised everywhere.
+    EXPECT_EQ(enc("SAE_B", "SAE_A").error().status, 401);
+    EXPECT_EQ(dec(*b, "SAE_A", "SAE_B", {m->keys[0].key_ID}).error().status, 401);
+    EXPECT_EQ(a->status("SAE_B", "SAE_A").error().status, 401);
+}
+
+TEST_F(Pair, MulticastDeliversOncePerSlave) {
+    etsi::KeyRequest r;
+    r.additional_slave_SAE_IDs = {"SAE_C"};
+    auto m = enc("SAE_A", "SAE_B", r);
+    ASSERT_TRUE(m) << m.error().message;
+    auto viaB = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    auto viaA = dec(*a, "SAE_C", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_TRUE(viaB);
+    ASSERT_TRUE(viaA) << viaA.error().message;
+    EXPECT_TRUE(qkd::ct_equal(viaB->keys[0].key, m->keys[0].key));
+    EXPECT_TRUE(qkd::ct_equal(viaA->keys[0].key, m->keys[0].key));
+    EXPECT_FALSE(dec(*a, "SAE_C", "SAE_A", {m->keys[0].key_ID}));
+    r.additional_slave_SAE_IDs = {"SAE_C", "SAE_B", "X"};
+    EXPECT_NE(enc("SAE_A", "SAE_B", r).error().message.find("max_SAE_ID_count"), std::string::npos);
+    r.additional_slave_SAE_IDs = {"SAE_B"};
+    EXPECT_NE(enc("SAE_A", "SAE_B", r).error().message.find("listed twice"), std::string::npos);
+}
+
+TEST_F(Pair, RequestValidationUsesTheCanonicalMessages) {
+    etsi::KeyRequest r;
+    r.size = 100;
+    EXPECT_EQ(enc("SAE_A", "SAE_B", r).error().message, "size shall be a multiple of 8");
+    r.size = 32;
+    EXPECT_NE(enc("SAE_A", "SAE_B", r).error().message.find("min_key_size"), std::string::npos);
+    r = {};
+    r.number = 9;
+    EXPECT_NE(enc("SAE_A", "SAE_B", r).error().message.find("max_key_per_request"), std::string::npos);
+    r = {};
+    r.extension_mandatory = {{"abc_route_type", "direct"}};
+    auto e = enc("SAE_A", "SAE_B", r);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().status, 400);
+    EXPECT_EQ(e.error().message, "not all extension_mandatory parameters are supported");
+    ASSERT_EQ(e.error().details.size(), 1u);
+    EXPECT_EQ(e.error().details[0].name, "extension_mandatory_unsupported");
+    EXPECT_EQ(enc("SAE_A", "NOBODY").error().status, 400);
+    EXPECT_EQ(to_b->calls, 0);
+}
+
+TEST_F(Pair, PeerDownIs503AndTheMaterialIsBurned) {
+    to_b->fail_with = "connection refused";
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("connection refused"), std::string::npos);
+    EXPECT_EQ(a->keys_burned, 1u);
+    EXPECT_EQ(a->sync_failures, 1u);
+    auto before = a->pool_levels();
+    to_b->fail_with.clear();
+    auto ok = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(ok);
+    // The burned offset is never reused: the next key starts after it.
+    EXPECT_EQ(b->reservation_count(), 1u);
+    for (auto& l : a->pool_levels()) {
+        if (l.stream == "KME_A->KME_B") {
+            EXPECT_EQ(l.next_offset, 64u);
+        }
+    }
+    (void)before;
+}
+
+TEST_F(Pair, PoolExhaustionIs503AndStatusCountsKeys) {
+    auto st = a->status("SAE_A", "SAE_B");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->stored_key_count, 64);
+    EXPECT_EQ(st->target_KME_ID, "KME_B");
+    EXPECT_EQ(st->key_size, 256);
+    etsi::KeyRequest r;
+    r.number = 8;
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(enc("SAE_A", "SAE_B", r));
+    EXPECT_EQ(a->status("SAE_A", "SAE_B")->stored_key_count, 0);
+    auto e = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().status, 503);
+    EXPECT_NE(e.error().message.find("not enough key material"), std::string::npos);
+}
+
+TEST_F(Pair, UnclaimedReservationsExpire) {
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m);
+    clock.advance(std::chrono::seconds(30));
+    EXPECT_EQ(b->expire_reservations(), 0u);
+    clock.advance(std::chrono::seconds(31));
+    EXPECT_EQ(b->expire_reservations(), 1u);
+    EXPECT_FALSE(dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID}));
+}
+
+TEST_F(Pair, RestartKeepsReservationsAndNeverReusesMaterial) {
+    auto m1 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m1);
+    sa->flush();
+    sb->flush();
+    restart();
+    auto m2 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m2);
+    EXPECT_FALSE(qkd::ct_equal(m1->keys[0].key, m2->keys[0].key));
+    auto s1 = dec(*b, "SAE_B", "SAE_A", {m1->keys[0].key_ID});
+    ASSERT_TRUE(s1) << s1.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s1->keys[0].key, m1->keys[0].key));
+}
