@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 conns=${1:-16}; secs=${2:-5}
-cmake --preset release >/dev/null && cmake --build --preset release --target qkd-kme kme_bench >/dev/null
-bin=build/release/bin
+if [ -n "${QKD_BUILD_DIR:-}" ]; then
+  cmake --build "$QKD_BUILD_DIR" --target qkd-kme kme_bench >/dev/null; bin=$QKD_BUILD_DIR/bin
+else
+  cmake --preset release >/dev/null && cmake --build --preset release --target qkd-kme kme_bench >/dev/null; bin=build/release/bin
+fi
 dir=$(mktemp -d /tmp/qkd-kme-bench-XXXXXX)
 "$bin/qkd-kme" demo "$dir" --prepare-only --log-level warn >/dev/null
 sed -i 's/^reservation_ttl = .*/reservation_ttl = 300/; s/^max_key_count = .*/max_key_count = 10000000/' "$dir"/kme_*.toml
