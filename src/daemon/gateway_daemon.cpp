@@ -181,7 +181,7 @@ void GatewayDaemon::child_sa_up(const ike::ChildSaKeys& k) {
         return;
     }
     Child c{k.ref.gateway, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
-            dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}};
+            dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}, std::nullopt, 0};
     if (auto r = dp_->install_sa(std::move(pair->in)); !r) {
         spdlog::error("gateway {}: inbound SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), r.error().message);
         return;
@@ -191,11 +191,22 @@ void GatewayDaemon::child_sa_up(const ike::ChildSaKeys& k) {
         (void)dp_->remove_sa(c.in);
         return;
     }
-    children_[k.ref.spi_in] = c;
+    children_[k.ref.spi_in] = std::move(c);
     install_policies(k, reqid);
     spdlog::info("gateway {}: child SA up, SPIs {} in / {} out, {}", k.ref.gateway, spi_hex(k.ref.spi_in), spi_hex(k.ref.spi_out),
                  k.encap ? "ESP in UDP" : "ESP");
 }
+
+// Rekey without loss (RFC 7296 2.8). The new inbound SA is installed at once, so either end may
+// start sending on the new SA. The new outbound SA is installed (and so takes over the traffic of
+// the reqid) only when the old SA is deleted: the rekey initiator sends the DELETE after it has
+// installed its own new inbound SA, so by then both ends can receive on the new pair. The old
+// inbound SA lingers a little for packets still in flight. A missing DELETE does not stall the
+// switch: it happens after kRekeySwitchTimeout anyway.
+namespace {
+constexpr std::chrono::seconds kRekeySwitchTimeout{5};
+constexpr std::chrono::milliseconds kInboundLinger{2000};
+}  // namespace
 
 void GatewayDaemon::child_sa_rekeyed(const ike::ChildSaRef& old_sa, const ike::ChildSaKeys& k) {
     auto it = children_.find(old_sa.spi_in);
@@ -210,30 +221,60 @@ void GatewayDaemon::child_sa_rekeyed(const ike::ChildSaRef& old_sa, const ike::C
         return;
     }
     Child c{k.ref.gateway, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
-            dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}};
-    auto old = it->second;
-    if (auto r = dp_->rekey_sa_pair(old.in, old.out, std::move(pair->in), std::move(pair->out)); !r) {
-        spdlog::error("gateway {}: rekey {} -> {}: {}", k.ref.gateway, spi_hex(old_sa.spi_in), spi_hex(k.ref.spi_in), r.error().message);
+            dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}, std::nullopt, 0};
+    if (auto r = dp_->install_sa(std::move(pair->in)); !r) {
+        spdlog::error("gateway {}: rekey {} -> {}: inbound SA: {}", k.ref.gateway, spi_hex(old_sa.spi_in), spi_hex(k.ref.spi_in),
+                      r.error().message);
         return;
     }
-    children_.erase(it);
-    children_[k.ref.spi_in] = c;
-    install_policies(k, reqid);
+    it->second.successor_out = std::move(pair->out);
+    it->second.successor_spi_in = k.ref.spi_in;
+    children_[k.ref.spi_in] = std::move(c);
     spdlog::info("gateway {}: child SA rekeyed, SPIs {}/{} -> {}/{}", k.ref.gateway, spi_hex(old_sa.spi_in), spi_hex(old_sa.spi_out),
                  spi_hex(k.ref.spi_in), spi_hex(k.ref.spi_out));
+    auto t = std::make_shared<asio::steady_timer>(io_, kRekeySwitchTimeout);
+    const std::uint32_t old_in = old_sa.spi_in;
+    t->async_wait([this, t, old_in](boost::system::error_code ec) {
+        if (!ec) switch_to_successor(old_in);
+    });
+}
+
+void GatewayDaemon::switch_to_successor(std::uint32_t old_spi_in) {
+    auto it = children_.find(old_spi_in);
+    if (it == children_.end() || !it->second.successor_out) return;
+    auto out = std::move(*it->second.successor_out);
+    it->second.successor_out.reset();
+    const auto gw = it->second.gateway;
+    const auto new_out = out.spi;
+    if (auto r = dp_->install_sa(std::move(out)); !r)
+        spdlog::error("gateway {}: rekey: outbound SA {}: {}", gw, spi_hex(new_out), r.error().message);
+    (void)dp_->remove_sa(it->second.out);
+}
+
+void GatewayDaemon::remove_later(const dp::SaId& id, std::chrono::milliseconds after) {
+    auto t = std::make_shared<asio::steady_timer>(io_, after);
+    t->async_wait([this, t, id](boost::system::error_code ec) {
+        if (!ec && dp_) (void)dp_->remove_sa(id);
+    });
 }
 
 void GatewayDaemon::child_sa_down(const ike::ChildSaRef& ref) {
     auto it = children_.find(ref.spi_in);
     if (it == children_.end()) return;
-    (void)dp_->remove_sa(it->second.out);
-    (void)dp_->remove_sa(it->second.in);
+    const bool rekeyed = it->second.successor_spi_in != 0;
+    if (rekeyed) {
+        switch_to_successor(ref.spi_in);  // no-op when the timeout already switched
+        remove_later(it->second.in, kInboundLinger);
+    } else {
+        (void)dp_->remove_sa(it->second.out);
+        (void)dp_->remove_sa(it->second.in);
+    }
     auto gw = it->second.gateway;
     children_.erase(it);
     bool more = false;
     for (auto& [k, c] : children_) more |= c.gateway == gw;
     if (!more) remove_policies(gw);
-    spdlog::info("gateway {}: child SA {} / {} down", gw, spi_hex(ref.spi_in), spi_hex(ref.spi_out));
+    spdlog::info("gateway {}: child SA {} / {} {}", gw, spi_hex(ref.spi_in), spi_hex(ref.spi_out), rekeyed ? "retired after rekey" : "down");
 }
 
 void GatewayDaemon::ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) {

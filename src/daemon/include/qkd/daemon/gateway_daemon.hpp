@@ -46,12 +46,18 @@ private:
     struct Child {
         std::string gateway;
         dp::SaId in, out;
+        // After a rekey of this SA: the successor's outbound SA, installed (and so made the one
+        // carrying traffic) once the old SA is deleted (see child_sa_rekeyed).
+        std::optional<dp::SaSpec> successor_out;
+        std::uint32_t successor_spi_in = 0;
     };
     void on_udp(const UdpAddr& local, const UdpAddr& remote, std::span<const std::uint8_t> data);
     void arm_timer();
     std::uint32_t reqid_of(const std::string& gateway) const;
     void install_policies(const ike::ChildSaKeys& k, std::uint32_t reqid);
     void remove_policies(const std::string& gateway);
+    void switch_to_successor(std::uint32_t old_spi_in);
+    void remove_later(const dp::SaId& id, std::chrono::milliseconds after);
 
     boost::asio::io_context& io_;
     Config cfg_;
