@@ -1,0 +1,71 @@
+#!/bin/bash
+# A tunnel between two network namespaces with two qkdgated (userspace ESP over TUN), for trying
+# qkdgate on one machine. Nothing leaves the machine: every address lives inside the namespaces.
+#   sudo packaging/netns-demo.sh up [BINDIR]     (default BINDIR: build/release/bin)
+#   sudo packaging/netns-demo.sh down
+#   west: qkd-west, outer 10.99.0.1, LAN address 10.98.1.1 (subnet 10.98.1.0/24)
+#   east: qkd-east, outer 10.99.0.2, LAN address 10.98.2.1 (subnet 10.98.2.0/24)
+# Configs, PSK, logs and control sockets: /run/qkdgate-demo/{west,east}/
+set -euo pipefail
+cmd=${1:-up}
+bin=${2:-$(cd "$(dirname "$0")/.." && pwd)/build/release/bin}
+run=/run/qkdgate-demo
+
+down() {
+  for side in west east; do
+    if [ -f "$run/$side/qkdgated.pid" ]; then kill "$(cat "$run/$side/qkdgated.pid")" 2>/dev/null || true; fi
+  done
+  sleep 1
+  ip netns del qkd-west 2>/dev/null || true
+  ip netns del qkd-east 2>/dev/null || true
+  rm -rf "$run"
+}
+
+if [ "$cmd" = down ]; then down; echo "demo removed"; exit 0; fi
+[ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, TUN, UDP 500)"; exit 1; }
+[ -x "$bin/qkdgated" ] || { echo "no $bin/qkdgated: build first (scripts/setup.sh)"; exit 1; }
+down
+ip netns add qkd-west
+ip netns add qkd-east
+ip link add gw0 netns qkd-west type veth peer name gw0 netns qkd-east
+ip -n qkd-west addr add 10.99.0.1/24 dev gw0
+ip -n qkd-east addr add 10.99.0.2/24 dev gw0
+for ns in qkd-west qkd-east; do ip -n $ns link set lo up; ip -n $ns link set gw0 up; done
+ip -n qkd-west addr add 10.98.1.1/32 dev lo
+ip -n qkd-east addr add 10.98.2.1/32 dev lo
+
+mkdir -p "$run/west" "$run/east"
+(umask 077; openssl rand -hex 32 | sed 's/^/0x/' > "$run/west/psk"; cp "$run/west/psk" "$run/east/psk")
+conf() {  # conf SIDE LOCAL REMOTE LOCAL_ID REMOTE_ID LOCAL_NET REMOTE_NET START
+  cat > "$run/$1/qkdgate.toml" <<EOT
+[daemon]
+control_socket = "$run/$1/qkdgated.sock"
+dataplane = "userspace"
+
+[[gateway]]
+name = "$( [ "$1" = west ] && echo east || echo west )"
+local_address = "$2"
+remote_address = "$3"
+local_id = "$4"
+remote_id = "$5"
+psk_file = "$run/$1/psk"
+ike_proposals = "aes256gcm16-prfsha512-ecp521"
+esp_proposals = "aes256gcm16"
+local_ts = ["$6"]
+remote_ts = ["$7"]
+start_action = "$8"
+EOT
+}
+conf west 10.99.0.1 10.99.0.2 west.example east.example 10.98.1.0/24 10.98.2.0/24 start
+conf east 10.99.0.2 10.99.0.1 east.example west.example 10.98.2.0/24 10.98.1.0/24 none
+for side in east west; do
+  ip netns exec qkd-$side "$bin/qkdgated" -c "$run/$side/qkdgate.toml" --log-file "$run/$side/qkdgated.log" \
+    --pid-file "$run/$side/qkdgated.pid"
+done
+for _ in $(seq 1 100); do
+  ip netns exec qkd-west "$bin/qkdgate" -c "$run/west/qkdgate.toml" show child-sa 2>/dev/null | grep -q AES && break
+  sleep 0.1
+done
+ip netns exec qkd-west "$bin/qkdgate" -c "$run/west/qkdgate.toml" show ike-sa
+echo
+echo "tunnel up. try:  ip netns exec qkd-west ping -c3 -I 10.98.1.1 10.98.2.1"
