@@ -73,6 +73,9 @@ TEST(Rekey, IkeRekeyMovesChildrenAndKeepsWorking) {
     EXPECT_EQ(ia[0].child_sas, 1u);
     EXPECT_EQ(p.a.installed.size(), 1u);  // the child SA survived untouched
     EXPECT_EQ(p.a.engine.stats().ike_rekeyed, 1u);
+    ASSERT_EQ(p.a.ike_events.size(), 2u);  // Up, then Rekeyed; the old SA ends without a Down
+    EXPECT_EQ(p.a.ike_events[1].rfind("Rekeyed", 0), 0u) << p.a.ike_events[1];
+    EXPECT_EQ(p.b.ike_events.back().rfind("Rekeyed", 0), 0u) << p.b.ike_events.back();
     // The new IKE SA's keys agree: a child rekey and a liveness check over it succeed.
     ASSERT_TRUE(p.b.engine.rekey_child("to-a").ok());
     p.net.pump();

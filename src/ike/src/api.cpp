@@ -129,6 +129,7 @@ std::vector<ChildSaInfo> Engine::list_child_sas() const {
     for (const auto& [spi, sa] : impl_->sas) {
         if (sa->state == SaState::Dead) continue;
         for (const auto& c : sa->children) {
+            if (!c.installed) continue;  // a redundant SA from a rekey collision, being deleted
             ChildSaInfo i;
             i.gateway = sa->gateway;
             i.id = c.id;

@@ -67,7 +67,7 @@ struct Engine::Impl {
     std::optional<TimePoint> next_deadline() const;
 
     // --- lifecycle (engine.cpp)
-    void established(IkeSa& sa);
+    void established(IkeSa& sa, IkeSaEvent ev = IkeSaEvent::Up);
     void schedule_child(const IkeSa& sa, ChildSa& c);
     ChildSaKeys child_keys(const IkeSa& sa, const ChildSa& c, keymat::ChildKeys&& k, bool we_initiated) const;
     void destroy(IkeSa& sa, std::string_view reason, bool failed);

@@ -20,7 +20,7 @@ bool Engine::Impl::use_encap(const IkeSa& sa) const {
     return sa.nat_local || sa.nat_remote || (gw && gw->force_encap);
 }
 
-void Engine::Impl::established(IkeSa& sa) {
+void Engine::Impl::established(IkeSa& sa, IkeSaEvent ev) {
     const GatewayConfig* gw = gateway(sa.gateway);
     sa.established = now();
     const Seconds life = gw ? gw->ike_lifetime : Seconds{14400};
@@ -28,8 +28,8 @@ void Engine::Impl::established(IkeSa& sa) {
     sa.expire_at = sa.established + life;
     sa.rekey_at = sa.established + life - margin - jitter(rng, margin);
     half_open_by_spi_i.erase(sa.spi_i);
-    ++stats.ike_up;
-    sink.ike_sa_event(info(sa), IkeSaEvent::Up, "established");
+    if (ev == IkeSaEvent::Up) ++stats.ike_up;
+    sink.ike_sa_event(info(sa), ev, ev == IkeSaEvent::Up ? "established" : "rekeyed");
 }
 
 void Engine::Impl::schedule_child(const IkeSa& sa, ChildSa& c) {
@@ -82,7 +82,9 @@ void Engine::Impl::destroy(IkeSa& sa, std::string_view reason, bool failed) {
     half_open_by_spi_i.erase(sa.spi_i);
     transition(sa, SaState::Dead);
     if (failed) ++stats.ike_failed;
-    if (was_up || failed) sink.ike_sa_event(info(sa), failed ? IkeSaEvent::Failed : IkeSaEvent::Down, reason);
+    // An IKE SA replaced by a rekey ends silently: its successor reported IkeSaEvent::Rekeyed.
+    if ((was_up && !sa.rekeyed_to) || failed)
+        sink.ike_sa_event(info(sa), failed ? IkeSaEvent::Failed : IkeSaEvent::Down, reason);
 }
 
 void Engine::Impl::reap() {

@@ -157,7 +157,7 @@ void Engine::Impl::process_create_child_request(IkeSa& sa, const Message& m) {
             sa.collision_spi = n->spi_r;
             IkeSa& ref_n = *n;
             sas.emplace(n->spi_r, std::move(n));
-            established(ref_n);
+            established(ref_n, IkeSaEvent::Rekeyed);
             return;
         }
         // RFC 7296 2.18: child SAs move to the new IKE SA; the initiator deletes the old one.
@@ -167,7 +167,7 @@ void Engine::Impl::process_create_child_request(IkeSa& sa, const Message& m) {
         sa.queue.clear();
         IkeSa& ref_n = *n;
         sas.emplace(n->spi_r, std::move(n));
-        established(ref_n);
+        established(ref_n, IkeSaEvent::Rekeyed);
         ++stats.ike_rekeyed;
         return;
     }
@@ -324,7 +324,7 @@ void Engine::Impl::process_create_child_response(IkeSa& sa, Task& task, const Me
         n->sk_pr = std::move(keys->sk_pr);
         IkeSa& ref_n = *n;
         sas.emplace(n->spi_i, std::move(n));
-        established(ref_n);
+        established(ref_n, IkeSaEvent::Rekeyed);
         IkeSa* theirs = sa.collision_spi ? find(*sa.collision_spi) : nullptr;
         sa.collision_spi.reset();
         if (theirs) {

@@ -22,6 +22,7 @@
 //
 // Changes after first publication are listed here:
 //  - 12:50 child_sa_rekeyed semantics spelled out (old inbound stays until child_sa_down(old)).
+//  - 13:45 IKE SA rekey reports IkeSaEvent::Rekeyed for the new SA and no Down for the old one.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -129,6 +130,9 @@ struct ChildSaInfo {
     std::optional<Seconds> rekey_in;
 };
 
+// Up: a new IKE SA; Rekeyed: a new IKE SA that replaced an older one (which ends silently);
+// Down: deleted (by us, the peer, expiry or INITIAL_CONTACT); Failed: could not be set up or the
+// peer stopped answering.
 enum class IkeSaEvent { Up, Rekeyed, Down, Failed };
 
 class EventSink {
