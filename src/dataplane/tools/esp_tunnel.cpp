@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
     std::printf("ready backend=%s\n", std::string(dp->backend_name()).c_str());
     std::fflush(stdout);
 
-    std::vector<std::uint8_t> buf(65536);
+    std::vector<std::uint8_t> buf(65536 * 32);
     while (!g_stop) {
         if (g_rekey_in.load() > 0) {
             --g_rekey_in;
@@ -244,14 +244,32 @@ int main(int argc, char** argv) {
         }
         pollfd p{udp_fd, POLLIN, 0};
         if (::poll(&p, 1, 50) <= 0) continue;
-        sockaddr_in from{};
-        socklen_t fl = sizeof from;
-        const ssize_t n =
-            ::recvfrom(udp_fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &fl);
-        if (n <= 4) continue;  // RFC 3948: 0xFF keepalive or a non-ESP marker (IKE) is not ours
-        if (buf[0] == 0 && buf[1] == 0 && buf[2] == 0 && buf[3] == 0) continue;
-        UdpEndpoint src{IpAddress::v4(ntohl(from.sin_addr.s_addr)), ntohs(from.sin_port)};
-        (void)dp->handle_udp_esp(std::span(buf.data(), static_cast<std::size_t>(n)), src);
+        // One recvmmsg batch -> one handle_udp_esp_batch (TCP segments coalesced per batch).
+        constexpr unsigned batch = 32;
+        mmsghdr msgs[batch];
+        iovec iovs[batch];
+        sockaddr_in from[batch];
+        for (unsigned k = 0; k < batch; ++k) {
+            iovs[k] = iovec{buf.data() + k * 65536, 65536};
+            msgs[k] = mmsghdr{};
+            msgs[k].msg_hdr.msg_iov = &iovs[k];
+            msgs[k].msg_hdr.msg_iovlen = 1;
+            msgs[k].msg_hdr.msg_name = &from[k];
+            msgs[k].msg_hdr.msg_namelen = sizeof from[k];
+        }
+        const int n = ::recvmmsg(udp_fd, msgs, batch, MSG_DONTWAIT, nullptr);
+        if (n <= 0) continue;
+        std::vector<DataPlane::UdpEspDatagram> esp;
+        for (int k = 0; k < n; ++k) {
+            const std::uint8_t* d = buf.data() + k * 65536;
+            const std::size_t len = msgs[k].msg_len;
+            // RFC 3948 2.2/2.3: a 0xFF keepalive or a non-ESP marker (IKE) is not ours.
+            if (len <= 4 || (d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 0)) continue;
+            esp.push_back(
+                {std::span(d, len), UdpEndpoint{IpAddress::v4(ntohl(from[k].sin_addr.s_addr)),
+                                                ntohs(from[k].sin_port)}});
+        }
+        (void)dp->handle_udp_esp_batch(esp);
     }
     print_counters(*dp, "out", id_of(Direction::outbound, gen_out));
     print_counters(*dp, "in", id_of(Direction::inbound, gen_in));

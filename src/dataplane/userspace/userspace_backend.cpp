@@ -9,6 +9,7 @@
 // threads pick up a new snapshot when the generation counter changes (one atomic load per batch).
 #include "userspace/userspace_backend.hpp"
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <poll.h>
@@ -39,6 +40,7 @@ constexpr unsigned batch_size = 32;
 constexpr std::size_t packet_buf_size = 65536 + 128;
 constexpr int socket_buffer_bytes = 4 << 20;
 constexpr auto housekeeping_period = std::chrono::milliseconds(200);
+constexpr std::size_t udp_hdr_len = 8;
 
 struct PolicyEntry {
     PolicySpec spec;
@@ -69,6 +71,7 @@ class UserspaceDataPlane final : public DataPlane {
     DpResult<void> install_policy(const PolicySpec& p) override;
     DpResult<void> remove_policy(const PolicySpec& p) override;
     DpResult<SaCounters> counters(const SaId& id) override;
+    std::size_t handle_udp_esp_batch(std::span<const UdpEspDatagram> batch) override;
     DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp,
                                   const UdpEndpoint& src) override;
     void flush() override;
@@ -86,6 +89,9 @@ class UserspaceDataPlane final : public DataPlane {
     DataPlaneOptions opt_;
     std::unique_ptr<TunDevice> tun_;
     int raw_fd_ = -1;
+    int udp_raw_fd_ = -1;   // send-only raw IPPROTO_UDP socket for ESP-in-UDP
+    std::mutex udp_in_mu_;  // serialises handle_udp_esp_batch callers (one coalescer)
+    std::unique_ptr<TcpCoalescer> udp_gro_;
     int stop_fd_ = -1;
     std::atomic<bool> stopping_{false};
     std::thread out_thread_, in_thread_, hk_thread_;
@@ -122,6 +128,16 @@ DpResult<void> UserspaceDataPlane::start() {
         if (::setsockopt(raw_fd_, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
             (void)::setsockopt(raw_fd_, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
         in_thread_ = std::thread([this] { inbound_loop(); });
+        udp_raw_fd_ = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+        if (udp_raw_fd_ >= 0) {
+            // Send only: a raw UDP socket would get a copy of every UDP datagram; drop them all.
+            sock_filter drop_all = BPF_STMT(BPF_RET | BPF_K, 0);
+            sock_fprog prog{1, &drop_all};
+            (void)::setsockopt(udp_raw_fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+            int sz = socket_buffer_bytes;
+            if (::setsockopt(udp_raw_fd_, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+                (void)::setsockopt(udp_raw_fd_, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+        }
     }
     out_thread_ = std::thread([this] { outbound_loop(); });
     hk_thread_ = std::thread([this] { housekeeping_loop(); });
@@ -139,6 +155,7 @@ void UserspaceDataPlane::stop() {
         if (t->joinable()) t->join();
     flush();
     if (raw_fd_ >= 0) ::close(raw_fd_);
+    if (udp_raw_fd_ >= 0) ::close(udp_raw_fd_);
     if (stop_fd_ >= 0) ::close(stop_fd_);
     raw_fd_ = stop_fd_ = -1;
     tun_.reset();
@@ -173,7 +190,7 @@ DpResult<void> UserspaceDataPlane::install_sa(SaSpec spec) {
         return Err{DpError{DpErrc::invalid_argument,
                            "inbound SA without traffic selectors: expected at least one (RFC 4301 "
                            "5.2 inner check)"}};
-    if (spec.encap && !opt_.udp_sender && spec.direction == Direction::outbound)
+    if (spec.encap && !opt_.udp_sender && udp_raw_fd_ < 0 && spec.direction == Direction::outbound)
         return Err{DpError{DpErrc::invalid_argument,
                            "UDP-encapsulated SA but no UdpSender in DataPlaneOptions: expected the "
                            "daemon's sender"}};
@@ -321,6 +338,35 @@ void UserspaceDataPlane::deliver_inbound(EspSa& sa, std::span<std::uint8_t> esp)
     (void)!::write(tun_->fd(), inner.data(), inner.size());
 }
 
+std::size_t UserspaceDataPlane::handle_udp_esp_batch(std::span<const UdpEspDatagram> batch) {
+    std::lock_guard in_lock(udp_in_mu_);
+    if (!tun_->vnet_hdr()) return DataPlane::handle_udp_esp_batch(batch);
+    if (!udp_gro_) {
+        const int fd = tun_->fd();
+        udp_gro_ = std::make_unique<TcpCoalescer>(
+            [fd](std::span<const std::uint8_t> w) { (void)!::write(fd, w.data(), w.size()); });
+    }
+    std::uint64_t gen = 0;
+    auto t = snapshot(&gen);
+    thread_local std::vector<std::uint8_t> buf(packet_buf_size);
+    std::size_t ok = 0;
+    for (const auto& d : batch) {
+        if (d.esp.size() < esp_min_packet || d.esp.size() > packet_buf_size) continue;
+        const std::uint32_t spi = (std::uint32_t{d.esp[0]} << 24) |
+                                  (std::uint32_t{d.esp[1]} << 16) | (std::uint32_t{d.esp[2]} << 8) |
+                                  d.esp[3];
+        auto it = t->in_by_spi.find(spi);
+        if (it == t->in_by_spi.end()) continue;
+        std::copy(d.esp.begin(), d.esp.end(), buf.begin());
+        auto inner = open_inbound(*it->second, std::span(buf.data(), d.esp.size()));
+        if (inner.empty()) continue;
+        udp_gro_->add(inner);  // copies: buf is free again
+        ++ok;
+    }
+    udp_gro_->flush();
+    return ok;
+}
+
 DpResult<void> UserspaceDataPlane::handle_udp_esp(std::span<const std::uint8_t> esp,
                                                   const UdpEndpoint&) {
     if (esp.size() < esp_min_packet || esp.size() > packet_buf_size)
@@ -347,28 +393,34 @@ void UserspaceDataPlane::outbound_loop() {
     std::vector<std::vector<std::uint8_t>> bufs(batch_size,
                                                 std::vector<std::uint8_t>(packet_buf_size));
     std::vector<std::uint8_t> rd(packet_buf_size);
-    mmsghdr msgs[batch_size];
+    // Each buffer: udp_hdr_len of headroom (RFC 3948 UDP header), then the ESP packet.
+    mmsghdr msgs[batch_size], umsgs[batch_size];
     iovec iovs[batch_size];
     sockaddr_in dsts[batch_size];
+    unsigned nesp = 0, nudp = 0;
     std::uint64_t gen = 0;
     std::shared_ptr<const Tables> t = snapshot(&gen);
     const bool vnet = tun_->vnet_hdr();
     const std::size_t hdr = vnet ? vnet_hdr_len : 0;
-    const std::size_t max_inner = packet_buf_size - esp_max_overhead;
+    const std::size_t max_inner = packet_buf_size - esp_max_overhead - udp_hdr_len;
     unsigned n = 0;
 
-    auto flush = [&] {
+    auto send_all = [](int fd, mmsghdr* m, unsigned count) {
         unsigned sent = 0;
-        while (sent < n) {
-            const int s = ::sendmmsg(raw_fd_, msgs + sent, n - sent, 0);
+        while (sent < count) {
+            const int s = ::sendmmsg(fd, m + sent, count - sent, 0);
             if (s <= 0) break;  // ENOBUFS etc.: drop the rest, TCP recovers
             sent += static_cast<unsigned>(s);
         }
-        n = 0;
+    };
+    auto flush = [&] {
+        send_all(raw_fd_, msgs, nesp);
+        send_all(udp_raw_fd_, umsgs, nudp);
+        n = nesp = nudp = 0;
     };
     // The inner packet is in bufs[n] at esp_prefix_len: SPD lookup, encrypt, queue.
     auto emit = [&](std::size_t inner_len) {
-        std::uint8_t* b = bufs[n].data();
+        std::uint8_t* b = bufs[n].data() + udp_hdr_len;
         auto p = parse_inner_packet(std::span<const std::uint8_t>(b + esp_prefix_len, inner_len));
         if (!p) return;
         const PolicySpec* pol = nullptr;
@@ -382,25 +434,47 @@ void UserspaceDataPlane::outbound_loop() {
         if (sit == t->out_by_reqid.end()) return;  // no SA yet (IKE still negotiating)
         EspSa& sa = *sit->second;
         std::size_t len = 0;
-        if (sa.encrypt_in_place(std::span(b, packet_buf_size), inner_len, p->next_header, &len) !=
-            EspStatus::ok)
+        if (sa.encrypt_in_place(std::span(b, packet_buf_size - udp_hdr_len), inner_len,
+                                p->next_header, &len) != EspStatus::ok)
             return;
         const auto& spec = sa.spec();
+        sockaddr_in& d = dsts[n];
+        d = sockaddr_in{};
+        d.sin_family = AF_INET;
+        std::memcpy(&d.sin_addr, spec.outer_dst.bytes.data(), 4);
+        if (spec.encap && udp_raw_fd_ >= 0) {
+            // RFC 3948 2.1: UDP header in front of the ESP header; checksum 0 (IPv4).
+            std::uint8_t* u = b - udp_hdr_len;
+            const std::size_t ulen = len + udp_hdr_len;
+            u[0] = static_cast<std::uint8_t>(spec.encap->src_port >> 8);
+            u[1] = static_cast<std::uint8_t>(spec.encap->src_port);
+            u[2] = static_cast<std::uint8_t>(spec.encap->dst_port >> 8);
+            u[3] = static_cast<std::uint8_t>(spec.encap->dst_port);
+            u[4] = static_cast<std::uint8_t>(ulen >> 8);
+            u[5] = static_cast<std::uint8_t>(ulen);
+            u[6] = u[7] = 0;
+            iovs[n] = iovec{u, ulen};
+            umsgs[nudp] = mmsghdr{};
+            umsgs[nudp].msg_hdr.msg_name = &d;
+            umsgs[nudp].msg_hdr.msg_namelen = sizeof d;
+            umsgs[nudp].msg_hdr.msg_iov = &iovs[n];
+            umsgs[nudp].msg_hdr.msg_iovlen = 1;
+            ++nudp;
+            if (++n == batch_size) flush();
+            return;
+        }
         if (spec.encap) {
             opt_.udp_sender(UdpEndpoint{spec.outer_src, spec.encap->src_port},
                             UdpEndpoint{spec.outer_dst, spec.encap->dst_port}, std::span(b, len));
             return;
         }
-        sockaddr_in& d = dsts[n];
-        d = sockaddr_in{};
-        d.sin_family = AF_INET;
-        std::memcpy(&d.sin_addr, spec.outer_dst.bytes.data(), 4);
         iovs[n] = iovec{b, len};
-        msgs[n] = mmsghdr{};
-        msgs[n].msg_hdr.msg_name = &d;
-        msgs[n].msg_hdr.msg_namelen = sizeof d;
-        msgs[n].msg_hdr.msg_iov = &iovs[n];
-        msgs[n].msg_hdr.msg_iovlen = 1;
+        msgs[nesp] = mmsghdr{};
+        msgs[nesp].msg_hdr.msg_name = &d;
+        msgs[nesp].msg_hdr.msg_namelen = sizeof d;
+        msgs[nesp].msg_hdr.msg_iov = &iovs[n];
+        msgs[nesp].msg_hdr.msg_iovlen = 1;
+        ++nesp;
         if (++n == batch_size) flush();
     };
 
@@ -423,13 +497,14 @@ void UserspaceDataPlane::outbound_loop() {
                 if (!count) continue;
                 for (std::size_t i = 0; i < *count; ++i) {
                     auto seg = gso_build_segment(
-                        h, pkt, i, std::span(bufs[n].data() + esp_prefix_len, max_inner));
+                        h, pkt, i,
+                        std::span(bufs[n].data() + udp_hdr_len + esp_prefix_len, max_inner));
                     if (seg) emit(*seg);
                 }
                 continue;
             }
             if (!finish_partial_checksum(h, pkt)) continue;
-            std::memcpy(bufs[n].data() + esp_prefix_len, pkt.data(), pkt.size());
+            std::memcpy(bufs[n].data() + udp_hdr_len + esp_prefix_len, pkt.data(), pkt.size());
             emit(pkt.size());
         }
         flush();

@@ -16,6 +16,8 @@
 //   - switch_outbound() added (step 2 of a two-step rekey); rekey_sa_pair() is now a non-virtual
 //     helper = install_sa(new_in) + switch_outbound(...). Callers are unaffected.
 //   - DataPlaneOptions: tun_offload, tun_txqueuelen added (defaults need no change by callers).
+//   - handle_udp_esp_batch() added (a recvmmsg batch; coalesces TCP); the userspace backend sends
+//     ESP-in-UDP itself through a raw UDP socket when it can (UdpSender is then a fallback).
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -171,8 +173,9 @@ struct DataPlaneOptions {
     bool tun_offload = true;  // IFF_VNET_HDR + TSO: the kernel hands us 64 KiB TCP super-packets
                               // which the data plane segments itself (wire format unchanged)
     unsigned tun_txqueuelen = 2000;  // TUN queue (kernel -> data plane); 500 drops under TCP bursts
-    bool raw_esp_socket = true;      // open a raw IPPROTO_ESP socket for non-encapsulated SAs
-    UdpSender udp_sender;            // required for SAs with encap
+    bool raw_esp_socket = true;  // open a raw IPPROTO_ESP socket for non-encapsulated SAs, and a
+                                 // send-only raw UDP socket for ESP-in-UDP (needs CAP_NET_RAW)
+    UdpSender udp_sender;        // ESP-in-UDP sender when raw_esp_socket is off
     // both backends
     ExpiryCallback on_expire;  // soft/hard lifetime events; called from a backend thread
 };
@@ -220,6 +223,19 @@ class DataPlane {
     // xfrm returns not_supported (the kernel handles its own UDP_ENCAP socket).
     virtual DpResult<void> handle_udp_esp(std::span<const std::uint8_t> esp,
                                           const UdpEndpoint& src) = 0;
+
+    // A receive batch (e.g. one recvmmsg on the port-4500 socket, non-ESP markers already
+    // removed): as handle_udp_esp for each datagram, but inner TCP segments of the whole batch
+    // are merged before they reach the TUN device. Returns how many datagrams were accepted.
+    struct UdpEspDatagram {
+        std::span<const std::uint8_t> esp;
+        UdpEndpoint src;
+    };
+    virtual std::size_t handle_udp_esp_batch(std::span<const UdpEspDatagram> batch) {
+        std::size_t ok = 0;
+        for (const auto& d : batch) ok += handle_udp_esp(d.esp, d.src).ok() ? 1 : 0;
+        return ok;
+    }
 
     // Drops every SA and policy this data plane installed (also done by the destructor).
     virtual void flush() = 0;
