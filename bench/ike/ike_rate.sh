@@ -143,7 +143,7 @@ declare -A PID
 start_qkd() {  # start_qkd SIDE
   local side=$1 ns; ns=$(ns_of "$side")
   rm -f "$WORK/$side/ctl.sock"
-  nsx "$ns" "$QD" -c "$WORK/$side/qkdgate.toml" --foreground >"$WORK/$side/qkdgated.log" 2>&1 &
+  ip netns exec "$ns" "$QD" -c "$WORK/$side/qkdgate.toml" --foreground >"$WORK/$side/qkdgated.log" 2>&1 &
   PID[$side]=$!; PIDS+=($!)
   for _ in $(seq 1 100); do [ -S "$WORK/$side/ctl.sock" ] && return 0; sleep 0.1; done
   cat "$WORK/$side/qkdgated.log"; fail "qkdgated ($side) did not start"
@@ -151,7 +151,7 @@ start_qkd() {  # start_qkd SIDE
 start_charon() {  # start_charon SIDE
   local side=$1 ns d=$WORK/charon-$1; ns=$(ns_of "$side")
   swan_conf "$side" "$d"
-  STRONGSWAN_CONF=$d/strongswan.conf nsx "$ns" /usr/sbin/charon-systemd >"$d/stdout" 2>&1 </dev/null &
+  STRONGSWAN_CONF=$d/strongswan.conf ip netns exec "$ns" /usr/sbin/charon-systemd >"$d/stdout" 2>&1 </dev/null &
   PID[$side]=$!; PIDS+=($!)
   for _ in $(seq 1 100); do [ -S "$d/charon.vici" ] && break; sleep 0.1; done
   SWANCTL_DIR=$d/swanctl nsx "$ns" swanctl --load-all --uri "unix://$d/charon.vici" >/dev/null 2>&1 || fail "swanctl --load-all ($side)"

@@ -46,7 +46,7 @@ echo "@east.qkdgate.test @west.qkdgate.test : PSK 0x5f1c2e8d9a0b4c3d6e7f8091a2b3
 chmod 600 "$d/ipsec.secrets"
 # pluto execs the compiled-in /usr/libexec/ipsec/addconn; it runs in a private mount namespace in
 # which the unpacked libexec directory is bind-mounted there.
-nsx "$NS_E" unshare --mount --propagation private \
+ip netns exec "$NS_E" unshare --mount --propagation private \
   sh -c 'mount --bind "$1/usr/libexec" /usr/libexec && shift && exec "$@"' sh "$LSW_ROOT" \
   "$LSW_BIN/pluto" --nofork --config "$d/ipsec.conf" --rundir "$d" --nssdir "$d/nss" --ipsecdir "$d/ipsec.d" \
   --secretsfile "$d/ipsec.secrets" --logfile "$d/pluto.log" --dumpdir "$d" --no-dnssec --use-xfrm >"$d/pluto.stdout" 2>&1 </dev/null &

@@ -73,7 +73,7 @@ swc() { local cmd=$1; shift; SWANCTL_DIR="$WORK/swan/swanctl" nsx "$NS_E" swanct
 
 start_swan() {
   write_swan
-  STRONGSWAN_CONF=$WORK/swan/strongswan.conf nsx "$NS_E" /usr/sbin/charon-systemd >"$WORK/swan/charon.stdout" 2>&1 </dev/null &
+  STRONGSWAN_CONF=$WORK/swan/strongswan.conf ip netns exec "$NS_E" /usr/sbin/charon-systemd >"$WORK/swan/charon.stdout" 2>&1 </dev/null &
   PIDS+=($!)
   for _ in $(seq 1 100); do [ -S "$WORK/swan/charon.vici" ] && break; sleep 0.1; done
   [ -S "$WORK/swan/charon.vici" ] || { cat "$WORK/swan/charon.stdout" "$WORK/swan/charon.log"; fail "charon did not come up"; }

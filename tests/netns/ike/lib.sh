@@ -43,6 +43,10 @@ require_env() {
 
 cleanup() {
   local pid
+  # Everything still running inside our own namespaces (by PID), then what we recorded.
+  for ns in "$NS_W" "$NS_E"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do PIDS+=("$pid"); done
+  done
   for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null
   done
@@ -108,7 +112,8 @@ start_gw() {
   local side=$1 ns
   ns=$(ns_of "$side")
   [ -f "$WORK/$side/qkdgate.toml" ] || write_config "$side"
-  nsx "$ns" "$QKDGATED" -c "$WORK/$side/qkdgate.toml" --foreground >"$WORK/$side/qkdgated.log" 2>&1 &
+  # Not through the nsx function: `ip netns exec` execs the daemon, so $! is the daemon itself.
+  ip netns exec "$ns" "$QKDGATED" -c "$WORK/$side/qkdgate.toml" --foreground >"$WORK/$side/qkdgated.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do [ -S "$WORK/$side/ctl.sock" ] && return 0; kill -0 "${PIDS[-1]}" 2>/dev/null || break; sleep 0.1; done
   fail "qkdgated ($side) did not open its control socket"
@@ -141,7 +146,7 @@ ping_tunnel() {  # ping_tunnel COUNT [INTERVAL]
 # tcp_transfer MEGABYTES: sends random bytes west -> east through the tunnel, compares SHA-256
 tcp_transfer() {
   local mb=$1
-  nsx "$NS_E" python3 "$(dirname "${BASH_SOURCE[0]}")/tcp_sink.py" $HOST_E 5201 >"$WORK/sink.out" 2>&1 &
+  ip netns exec "$NS_E" python3 "$(dirname "${BASH_SOURCE[0]}")/tcp_sink.py" $HOST_E 5201 >"$WORK/sink.out" 2>&1 &
   local sink=$!
   PIDS+=($sink)
   sleep 0.3

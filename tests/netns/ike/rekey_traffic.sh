@@ -14,7 +14,7 @@ wait_child east 5 || fail "no child SA on east"
 ping_tunnel 2 >/dev/null || fail "ping through the fresh tunnel failed"
 child0=$(child_spis west); ike0=$(ike_spis west)
 log "before: child $child0, IKE $ike0"
-nsx "$NS_W" ping -q -c 300 -i 0.02 -W 2 -I $HOST_W $HOST_E >"$WORK/ping.out" 2>&1 &
+ip netns exec "$NS_W" ping -q -c 300 -i 0.02 -W 2 -I $HOST_W $HOST_E >"$WORK/ping.out" 2>&1 &
 pingpid=$!
 PIDS+=($pingpid)
 sleep 1.5
