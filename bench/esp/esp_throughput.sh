@@ -3,8 +3,10 @@
 #   1. reference: `openssl speed -evp aes-256-gcm` at 1400-byte blocks (one core, raw AEAD)
 #   2. plain veth TCP between two namespaces (no tunnel: the ceiling of the path)
 #   3. qkdgate userspace ESP tunnel (qkd-esp-tunnel, AES-256-GCM-16, raw ESP or UDP/4500)
-#   4. strongSwan 5.9.8 kernel-libipsec tunnel (userspace ESP in UDP/4500), when charon-systemd
-#      and shared/tools/ike-peers are present (skip with QKD_BENCH_NO_STRONGSWAN=1)
+#   4. strongSwan 5.9.8 kernel-libipsec tunnel (userspace ESP in UDP/4500, PSK, AES-256-GCM-16),
+#      driven by a private copy of shared/tools/ike-peers/throughput.sh in namespaces of its own,
+#      when charon-systemd + libstrongswan-standard-plugins are installed (QKD_BENCH_NO_STRONGSWAN=1
+#      skips it). strongSwan always UDP-encapsulates: compare with QKD_BENCH_ENCAP=udp too.
 # and prints ratios against 1, 3 and 4. TCP with iperf3, SECONDS per run (default 8).
 # Usage: esp_throughput.sh BIN_DIR [SECONDS] [STREAMS]     (root; a release build of BIN_DIR)
 # Env: QKD_BENCH_MTU (TUN MTU, default 1400), QKD_BENCH_ENCAP=udp (RFC 3948 instead of raw ESP),
@@ -68,9 +70,9 @@ ip netns exec "$B" "$bin/qkd-esp-tunnel" --local-outer 10.77.0.2 --remote-outer 
 pids+=($!)
 for _ in $(seq 50); do grep -q ready "$tmp/a.log" && grep -q ready "$tmp/b.log" && break; sleep 0.1; done
 ip netns exec "$A" ping -c 1 -W 2 -I 10.88.1.1 10.88.2.1 >/dev/null || { echo "tunnel does not pass ping"; cat "$tmp"/*.log; exit 1; }
-t0=$(awk '{print $14+$15}' /proc/${pids[0]}/stat /proc/${pids[1]}/stat | paste -sd+ | bc)
+t0=$(awk '{s += $14 + $15} END {print s}' /proc/${pids[0]}/stat /proc/${pids[1]}/stat)
 iperf_run "$B" "$A" 10.88.2.1 10.88.1.1 "$tmp/qkd.json"
-t1=$(awk '{print $14+$15}' /proc/${pids[0]}/stat /proc/${pids[1]}/stat | paste -sd+ | bc)
+t1=$(awk '{s += $14 + $15} END {print s}' /proc/${pids[0]}/stat /proc/${pids[1]}/stat)
 qkd=$(gbit "$tmp/qkd.json")
 cpu=$(( (t1 - t0) * 100 / $(getconf CLK_TCK) / secs ))
 echo "qkdgate userspace ESP TCP (AES-256-GCM-16, ${extra[*]:-raw ESP}, TUN MTU $mtu): ${qkd} Gbit/s, tunnel processes ${cpu}% of one core"
@@ -79,7 +81,9 @@ kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null; pids=()
 # 4. strongSwan kernel-libipsec, same machine, same run
 ss=""
 peers=${IKE_PEERS_DIR:-/work/shared/tools/ike-peers}
-if [ -z "${QKD_BENCH_NO_STRONGSWAN:-}" ] && [ -x /usr/sbin/charon-systemd ] && [ -f "$peers/throughput.sh" ]; then
+if [ -z "${QKD_BENCH_NO_STRONGSWAN:-}" ] && [ ! -f /usr/lib/ipsec/plugins/libstrongswan-openssl.so ]; then
+  echo "strongSwan comparison skipped: needs charon-systemd and libstrongswan-standard-plugins (openssl, gcm)"
+elif [ -z "${QKD_BENCH_NO_STRONGSWAN:-}" ] && [ -x /usr/sbin/charon-systemd ] && [ -f "$peers/throughput.sh" ]; then
   cp -r "$peers" "$tmp/ike-peers"
   export NS_W=qkdbench-w-$sfx NS_E=qkdbench-e-$sfx RUN=$tmp/ikebl IKEBL_KERNEL=libipsec
   mkdir -p "$RUN"
