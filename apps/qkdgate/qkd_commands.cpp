@@ -153,14 +153,32 @@ int show_qkd(const GlobalOptions& o) {
     return kExitOk;
 }
 
+// The peer SAE of the first [[gateway]] whose qkd.profile is `profile`, or "" (config errors are
+// reported by the profile loader, not here).
+std::string gateway_peer(const std::string& file, const std::string& profile) {
+    try {
+        toml::table root = toml::parse_file(file);
+        if (const auto* gws = root["gateway"].as_array())
+            for (const auto& gw : *gws)
+                if (const auto* t = gw.as_table())
+                    if (const auto* q = (*t)["qkd"].as_table())
+                        if ((*q)["profile"].value_or(std::string()) == profile)
+                            return (*q)["peer_sae_id"].value_or(std::string());
+    } catch (const toml::parse_error&) {
+    }
+    return "";
+}
+
 int test_connectivity(const GlobalOptions& o, const std::string& name, const std::string& peer) {
     auto loaded = load_profile(o, name);
     if (auto* code = std::get_if<int>(&loaded)) return *code;
     auto& p = std::get<sae::Profile>(loaded);
     auto client = sae::BlockingClient::create(p);
     if (!client) return fail_call(o, p, client.error());
-    // Get status names a slave SAE; without --peer-sae-id this SAE asks about itself.
-    const std::string slave = peer.empty() ? p.local_sae_id : peer;
+    // Get status names a slave SAE: --peer-sae-id, else the peer of a [[gateway]] using this
+    // profile, else this SAE itself.
+    std::string slave = peer.empty() ? gateway_peer(o.config_path, name) : peer;
+    if (slave.empty()) slave = p.local_sae_id;
     auto r = client->get_status(slave, /*fresh_connection=*/true);
     if (!r) return fail_call(o, p, r.error());
     const auto& s = r->value;
@@ -295,7 +313,9 @@ void register_qkd_commands(CLI::App& app, GlobalOptions& opts) {
     static std::string conn_profile, conn_peer;
     auto* conn = qkd->add_subcommand("connectivity", "ETSI 014 Get status: status fields, TLS version/group, RTT");
     conn->add_option("PROFILE", conn_profile, "QKD profile name")->required();
-    conn->add_option("--peer-sae-id", conn_peer, "slave SAE ID named in the status request (default: the local SAE ID)");
+    conn->add_option("--peer-sae-id", conn_peer,
+                     "slave SAE ID named in Get status (default: the peer_sae_id of a [[gateway]] using the "
+                     "profile, else the local SAE ID)");
     conn->add_flag("--json", opts.json, "machine-readable JSON output");
     conn->callback([&opts] {
         quiet_logs();

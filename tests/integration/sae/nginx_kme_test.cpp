@@ -6,6 +6,11 @@
 
 #include <sys/wait.h>
 
+#include <utility>
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <memory>
@@ -339,6 +344,35 @@ TEST_F(NginxKme, KmeThatNeverAnswersTimesOut) {
     EXPECT_EQ(r.error().code, Errc::timeout);
     EXPECT_GE(took, 390ms);
     EXPECT_LT(took, 1500ms);
+}
+
+TEST_F(NginxKme, AsyncCallsOverlapOnOneIoContext) {
+    boost::asio::io_context io;
+    auto p = world->profile(world->port_main);
+    p.timeout = 600ms;
+    auto c = Client::create(io.get_executor(), p);
+    ASSERT_TRUE(c) << describe(c.error());
+    std::vector<std::string> order;
+    // A call to a hanging KME path must not hold up the others on the same client.
+    (*c)->async_get_key({.slave_SAE_ID = "SAE_SLOW"}, [&](KeysResult r) {
+        order.push_back(r ? "slow-ok" : std::string("slow-") + std::string(errc_name(r.error().code)));
+    });
+    for (int i = 0; i < 6; ++i)
+        (*c)->async_get_key({.slave_SAE_ID = "SAE_B"}, [&](KeysResult r) { order.push_back(r ? "ok" : describe(r.error())); });
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+            auto s = co_await (*c)->get_status("SAE_B");
+            order.push_back(s ? "status-ok" : describe(s.error()));
+        },
+        boost::asio::detached);
+    io.run();
+    ASSERT_EQ(order.size(), 8u);
+    EXPECT_EQ(order.back(), "slow-timeout");  // finished last, by its deadline
+    EXPECT_EQ(std::count(order.begin(), order.end(), "ok"), 6);
+    EXPECT_EQ(std::count(order.begin(), order.end(), "status-ok"), 1);
+    EXPECT_GE((*c)->idle_connections(), 1u);
+    EXPECT_LE((*c)->idle_connections(), kMaxIdleConnections);
 }
 
 TEST_F(NginxKme, TcpListenerThatNeverAnswersTimesOutInTheHandshake) {
