@@ -34,6 +34,7 @@ K1=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fa0a1a2a3
 K2=202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3fb0b1b2b3
 extra=()
 case $mode in
+  plain) extra=(--soft-packets 3) ;;
   udp) extra=(--udp-encap 4500) ;;
   esn) extra=(--esn) ;;
   rekey) extra=(--linger-ms 500) ;;
@@ -103,6 +104,11 @@ auth=$(grep '"sa":"in"' "$tmp/b.log" | sed 's/.*"auth":\([0-9]*\).*/\1/')
 [ "$in_pk" = "$out_pk" ] || echo "note: A sent $out_pk, B accepted $in_pk (drops on the veth are possible under load)"
 [ "$auth" = 0 ] || fail "B saw $auth ICV failures"
 echo "ok: counters A out=$out_pk packets, B in=$in_pk packets, 0 ICV failures"
+if [ "$mode" = plain ]; then
+  grep -q '"expire":4097,"hard":false' "$tmp/a.log" || fail "no soft expire event for A's outbound SA (soft limit 3 packets)"
+  grep -q '"expire":8193,"hard":false' "$tmp/a.log" || fail "no soft expire event for A's inbound SA"
+  echo "ok: soft packet lifetime -> ExpiryEvent for both SAs"
+fi
 if [ "$mode" = rekey ]; then
   grep -q '"spi":4609' "$tmp/a.log" || fail "A's outbound SA is not generation 2 (0x1201)"
   grep -q '"sa":"in-old","present":false' "$tmp/a.log" || fail "A still has its previous inbound SA after the linger time"
