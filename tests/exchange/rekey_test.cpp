@@ -166,3 +166,40 @@ TEST(Rekey, LifetimesDriveRekeysAndKernelExpiryToo) {
     EXPECT_TRUE(p.a.installed.empty());
     EXPECT_TRUE(p.b.installed.empty());
 }
+
+TEST(Rekey, RekeysAndDeletesSurviveLossyIkePath) {
+    Pair p;
+    p.add_default();
+    up(p);
+    // Every other datagram in each direction is lost from now on.
+    int n[2] = {0, 0};
+    p.net.filter = [&](Datagram& d) { return n[d.from]++ % 2 == 1; };
+    ASSERT_TRUE(p.a.engine.rekey_child("to-b").ok());
+    p.net.run_for(std::chrono::seconds(40));
+    ASSERT_EQ(p.a.installed.size(), 1u);
+    expect_matching_children(p.a, p.b);
+    EXPECT_EQ(p.b.engine.stats().child_rekeyed, 1u);  // the retransmitted request was not processed twice
+    ASSERT_TRUE(p.b.engine.rekey_ike("to-a").ok());
+    // The old IKE SA's DELETE may lose its answer for good (A has already removed the SA); B then
+    // closes it after its retransmissions (about 41 s).
+    p.net.run_for(std::chrono::seconds(60));
+    ASSERT_EQ(p.a.engine.list_ike_sas().size(), 1u);
+    ASSERT_EQ(p.b.engine.list_ike_sas().size(), 1u);
+    EXPECT_EQ(p.a.engine.list_ike_sas()[0].spi_i, p.b.engine.list_ike_sas()[0].spi_i);
+    expect_matching_children(p.a, p.b);
+}
+
+TEST(Rekey, CrossingIkeDeletesBothComplete) {
+    Pair p;
+    p.add_default();
+    up(p);
+    // HDR, SK {D(IKE)} -->  <-- HDR, SK {D(IKE)}, sent at the same time by both ends
+    ASSERT_TRUE(p.a.engine.terminate("to-b").ok());
+    ASSERT_TRUE(p.b.engine.terminate("to-a").ok());
+    p.net.run_for(std::chrono::seconds(60));
+    EXPECT_TRUE(p.a.engine.list_ike_sas().empty());
+    EXPECT_TRUE(p.b.engine.list_ike_sas().empty());
+    EXPECT_TRUE(p.a.installed.empty());
+    EXPECT_TRUE(p.b.installed.empty());
+    EXPECT_EQ(p.a.engine.stats().retransmits, 0u);  // each side's request was answered
+}

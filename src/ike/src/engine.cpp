@@ -320,7 +320,10 @@ void Engine::Impl::on_timer() {
         if (sa->active && t >= sa->active->next_send) {
             auto& o = *sa->active;
             if (o.tries >= opts.retransmit_tries) {
-                destroy(*sa, "peer did not answer " + std::to_string(o.tries + 1) + " transmissions", true);
+                // An unanswered DELETE still ends the SA (the peer may have deleted it and lost
+                // our answer); anything else means the peer is gone.
+                const bool deleting = o.task.kind == TaskKind::DeleteIke;
+                destroy(*sa, deleting ? "DELETE not confirmed by peer; closed" : "peer did not answer " + std::to_string(o.tries + 1) + " transmissions", !deleting);
                 continue;
             }
             ++o.tries;
