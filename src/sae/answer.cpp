@@ -59,6 +59,10 @@ Error http_error(const HttpAnswer& a) {
         e.etsi = std::move(*body);
     } else if (a.body.empty()) {
         e.message = "KME answered HTTP " + std::to_string(a.status) + " with an empty body";
+    } else if (a.body.find("\"key\"") != std::string::npos) {
+        // Never quote a body that looks like it carries key material.
+        e.message = "KME answered HTTP " + std::to_string(a.status) + " without an ETSI Error body (" +
+                    body.error().message + "); body not shown: it holds a \"key\" field";
     } else {
         e.message = "KME answered HTTP " + std::to_string(a.status) + " without an ETSI Error body (" +
                     body.error().message + "); body: \"" + excerpt(a.body) + "\"";

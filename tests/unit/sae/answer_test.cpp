@@ -126,6 +126,8 @@ TEST(Answers, KeyErrorPathsStillWipeTheBody) {
     auto r = process_keys_answer(a, {1, 256, {}});
     ASSERT_FALSE(r);
     EXPECT_EQ(a.body.find(kKey256), std::string::npos);
+    EXPECT_EQ(r.error().message.find(kKey256), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("body not shown"), std::string::npos) << r.error().message;
 }
 
 }  // namespace
