@@ -31,16 +31,18 @@ void common_setup(SSL_CTX* ctx, const Config& cfg, bool server) {
         throw ConfigError(fmt::format("{}: key 'kme.ca': cannot load CA certificates \"{}\": {}", cfg.file, cfg.ca, openssl_error()));
     // Mutual TLS is mandatory: no certificate, no connection.
     SSL_CTX_set_verify(ctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER, nullptr);
-    if (auto r = pqtls::ensure_hybrid_group(); !r) {
-        // configure_groups below reports whether the hybrid group can still be used.
-    }
     pqtls::GroupConfig gc{cfg.tls_groups, cfg.pq_only};
     if (auto r = pqtls::configure_groups(ctx, gc); !r) throw ConfigError(fmt::format("{}: key 'kme.tls_groups': {}", cfg.file, r.error()));
 }
 
 }  // namespace
 
+// libssl reads the provider groups when a context is created: load our hybrid group first.
+// A failure here is reported by configure_groups when the config asks for the group.
+void load_groups() { (void)pqtls::ensure_hybrid_group(); }
+
 ssl::context make_server_context(const Config& cfg) {
+    load_groups();
     ssl::context ctx(ssl::context::tls_server);
     common_setup(ctx.native_handle(), cfg, true);
     SSL_CTX_set_client_CA_list(ctx.native_handle(), SSL_load_client_CA_file(cfg.ca.c_str()));
@@ -49,6 +51,7 @@ ssl::context make_server_context(const Config& cfg) {
 }
 
 ssl::context make_peer_client_context(const Config& cfg) {
+    load_groups();
     ssl::context ctx(ssl::context::tls_client);
     common_setup(ctx.native_handle(), cfg, false);
     return ctx;
