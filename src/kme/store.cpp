@@ -48,7 +48,19 @@ Store::Store(const std::string& path) : path_(path) {
     exec("CREATE TABLE IF NOT EXISTS hwm(stream TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS reservation(key_id BLOB PRIMARY KEY, stream TEXT NOT NULL, offset INTEGER NOT NULL,"
          " bits INTEGER NOT NULL, master TEXT NOT NULL, slaves TEXT NOT NULL, pending TEXT NOT NULL, expires INTEGER NOT NULL)");
+    st_hwm_ = prepare("INSERT INTO hwm(stream, next_offset) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET next_offset = "
+                      "MAX(next_offset, excluded.next_offset)");
+    st_put_ = prepare("INSERT INTO reservation(key_id, stream, offset, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
+    st_pending_ = prepare("UPDATE reservation SET pending = ? WHERE key_id = ?");
+    st_delete_ = prepare("DELETE FROM reservation WHERE key_id = ?");
     writer_ = std::thread([this] { writer_loop(); });
+}
+
+sqlite3_stmt* Store::prepare(const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &st, nullptr) != SQLITE_OK)
+        throw std::runtime_error(fmt::format("{}: SQLite prepare failed: {}: {}", path_, sql, sqlite3_errmsg(db_)));
+    return st;
 }
 
 Store::~Store() {
@@ -58,6 +70,7 @@ Store::~Store() {
     }
     cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    for (auto* st : {st_hwm_, st_put_, st_pending_, st_delete_}) sqlite3_finalize(st);
     sqlite3_close(db_);
 }
 
@@ -126,17 +139,24 @@ void Store::flush() {
 }
 
 bool Store::apply(const Op& o) {
+    // Bound statements are reset on every use; `Use` keeps the code below readable.
+    struct Use {
+        sqlite3_stmt* s;
+        explicit Use(sqlite3_stmt* st) : s(st) {
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+        }
+    };
     return std::visit(
         [&](const auto& x) -> bool {
             using T = std::decay_t<decltype(x)>;
             if constexpr (std::is_same_v<T, op::SetHwm>) {
-                Stmt s(db_, "INSERT INTO hwm(stream, next_offset) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET next_offset = "
-                            "MAX(next_offset, excluded.next_offset)");
+                Use s(st_hwm_);
                 sqlite3_bind_text(s.s, 1, x.stream.c_str(), -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(x.next_offset));
                 return sqlite3_step(s.s) == SQLITE_DONE;
             } else if constexpr (std::is_same_v<T, op::PutReservation>) {
-                Stmt s(db_, "INSERT INTO reservation(key_id, stream, offset, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
+                Use s(st_put_);
                 sqlite3_bind_blob(s.s, 1, x.r.key_ID.data(), 16, SQLITE_TRANSIENT);
                 sqlite3_bind_text(s.s, 2, x.r.stream.c_str(), -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(s.s, 3, static_cast<sqlite3_int64>(x.r.offset));
@@ -149,13 +169,13 @@ bool Store::apply(const Op& o) {
                 sqlite3_bind_int64(s.s, 8, x.r.expires_unix);
                 return sqlite3_step(s.s) == SQLITE_DONE;
             } else if constexpr (std::is_same_v<T, op::SetPending>) {
-                Stmt s(db_, "UPDATE reservation SET pending = ? WHERE key_id = ?");
+                Use s(st_pending_);
                 auto p = slaves_text(x.pending);
                 sqlite3_bind_text(s.s, 1, p.c_str(), -1, SQLITE_TRANSIENT);
                 sqlite3_bind_blob(s.s, 2, x.key_ID.data(), 16, SQLITE_TRANSIENT);
                 return sqlite3_step(s.s) == SQLITE_DONE;
             } else {
-                Stmt s(db_, "DELETE FROM reservation WHERE key_id = ?");
+                Use s(st_delete_);
                 sqlite3_bind_blob(s.s, 1, x.key_ID.data(), 16, SQLITE_TRANSIENT);
                 return sqlite3_step(s.s) == SQLITE_DONE;
             }

@@ -18,6 +18,7 @@
 #include "qkd/common/uuid.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace qkd::kme {
 
@@ -78,6 +79,12 @@ private:
     void exec(const char* sql);
 
     sqlite3* db_ = nullptr;
+    // Statements of the writer thread, prepared once.
+    sqlite3_stmt* st_hwm_ = nullptr;
+    sqlite3_stmt* st_put_ = nullptr;
+    sqlite3_stmt* st_pending_ = nullptr;
+    sqlite3_stmt* st_delete_ = nullptr;
+    sqlite3_stmt* prepare(const char* sql);
     std::string path_;
     std::mutex mu_;
     std::condition_variable cv_, idle_cv_;
