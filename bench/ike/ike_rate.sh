@@ -18,6 +18,9 @@ TEST_TAG=bn$$ QKDGT_LOG_LEVEL=warn . "$root/tests/netns/ike/lib.sh" "$QD" "$QG"
 require_env
 require_swan
 netns_up
+# The responder's selectors (10.97.0.0/16, one /32 per SA) must be local addresses there:
+# kernel-libipsec installs a route with a source address from local_ts for each CHILD SA.
+ip -n "$NS_E" addr add 10.97.0.1/16 dev lo
 hz=$(getconf CLK_TCK)
 PSK_HEX=${SWAN_PSK#0x}
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -27,7 +30,7 @@ ms_per_sa() { python3 -c "import sys; print(round(($2-$1)*1000/$hz/max($3,1),3))
 qkd_initiator_conf() {  # N gateways bench-i on west, each its own /32 remote selector
   mkdir -p "$WORK/west"
   (umask 077; echo "$SWAN_PSK" > "$WORK/west/psk")
-  { echo "[daemon]"; echo "control_socket = \"$WORK/west/ctl.sock\""; echo 'log_level = "warn"'; echo 'dataplane = "userspace"'
+  { echo "[daemon]"; echo "control_socket = \"$WORK/west/ctl.sock\""; echo "log_level = \"${BENCH_LOG:-warn}\""; echo 'dataplane = "userspace"'
     for i in $(seq 0 $((COUNT - 1))); do
       cat <<EOT
 [[gateway]]
@@ -42,7 +45,6 @@ esp_proposals = "aes256gcm16"
 local_ts = ["$NET_W"]
 remote_ts = ["10.97.$((i / 250)).$((i % 250 + 1))/32"]
 dpd_interval = 0
-encap = true
 EOT
     done; } > "$WORK/west/qkdgate.toml"
 }
@@ -52,7 +54,7 @@ qkd_responder_conf() {
   cat > "$WORK/east/qkdgate.toml" <<EOT
 [daemon]
 control_socket = "$WORK/east/ctl.sock"
-log_level = "warn"
+log_level = "${BENCH_LOG:-warn}"
 dataplane = "userspace"
 [[gateway]]
 name = "bench"
@@ -66,7 +68,6 @@ esp_proposals = "aes256gcm16"
 local_ts = ["10.97.0.0/16"]
 remote_ts = ["$NET_W"]
 dpd_interval = 0
-encap = true
 EOT
 }
 swan_conf() {  # swan_conf SIDE(west|east) DIR
@@ -86,8 +87,8 @@ charon {
   threads = 64
   plugins { vici { socket = unix://$d/charon.vici } }
   filelog { t { path = $d/charon.log
-                default = 0
-                ike = 0 } }
+                default = ${BENCH_SWANLOG:-0}
+                ike = ${BENCH_SWANLOG:-0} } }
   syslog { daemon { default = -1 } }
 }
 charon-systemd { journal { default = -1 } }
@@ -104,13 +105,11 @@ connections { bench { version = 2
   local { auth = psk
           id = east.bench.test }
   remote { auth = psk
-           id = west.bench.test }
+           id = %any }
   children { bench { local_ts = 10.97.0.0/16
                      remote_ts = $NET_W
                      esp_proposals = aes256gcm16 } } } }
-secrets { ike-bench { id-e = east.bench.test
-                      id-w = west.bench.test
-                      secret = $SWAN_PSK } }
+secrets { ike-bench { secret = $SWAN_PSK } }
 EOT
   else
     { echo "connections {"
@@ -123,7 +122,7 @@ EOT
     encap = yes
     dpd_delay = 0
     local { auth = psk
-            id = west.bench.test }
+            id = bench-$i.west.bench.test }
     remote { auth = psk
              id = east.bench.test }
     children { bench-$i { local_ts = $NET_W
@@ -132,9 +131,7 @@ EOT
 EOT
       done
       echo "}"
-      echo "secrets { ike-bench { id-e = east.bench.test"
-      echo "                      id-w = west.bench.test"
-      echo "                      secret = $SWAN_PSK } }"; } > "$d/swanctl/swanctl.conf"
+      echo "secrets { ike-bench { secret = $SWAN_PSK } }"; } > "$d/swanctl/swanctl.conf"
   fi
 }
 

@@ -35,7 +35,7 @@ DaemonError engine_err(const ike::EngineError& e) { return DaemonError{Errc::eng
 }  // namespace
 
 GatewayDaemon::GatewayDaemon(asio::io_context& io, Config cfg, DaemonOptions opt)
-    : io_(io), cfg_(std::move(cfg)), opt_(opt), timer_(io) {}
+    : io_(io), cfg_(std::move(cfg)), opt_(opt), timer_(io), shutdown_timer_(io) {}
 
 GatewayDaemon::~GatewayDaemon() {
     if (control_) control_->stop();
@@ -337,35 +337,29 @@ Result<nlohmann::json, DaemonError> GatewayDaemon::handle(const ControlRequest& 
 
 void GatewayDaemon::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
     if (control_) control_->stop();
-    bool any = false;
     if (engine_) {
-        for (auto& sa : engine_->list_ike_sas()) {
-            if (sa.state == ike::IkeSaState::Closed) continue;
-            any |= engine_->terminate(sa.gateway).ok();
-        }
+        for (auto& sa : engine_->list_ike_sas())
+            if (sa.state != ike::IkeSaState::Closed) (void)engine_->terminate(sa.gateway);
         arm_timer();
     }
-    if (!any) {
-        asio::post(io_, std::move(done));
+    shutdown_done_ = std::move(done);
+    shutdown_deadline_ = std::chrono::steady_clock::now() + grace;
+    shutdown_poll();
+}
+
+// Waits (polling every 50 ms) until every IKE SA is closed or the grace time is over.
+void GatewayDaemon::shutdown_poll() {
+    bool open = false;
+    if (engine_)
+        for (auto& sa : engine_->list_ike_sas()) open |= sa.state != ike::IkeSaState::Closed;
+    if (!open || std::chrono::steady_clock::now() >= shutdown_deadline_) {
+        if (shutdown_done_) asio::post(io_, std::exchange(shutdown_done_, nullptr));
         return;
     }
-    auto t = std::make_shared<asio::steady_timer>(io_);
-    auto deadline = std::chrono::steady_clock::now() + grace;
-    auto poll = std::make_shared<std::function<void()>>();
-    *poll = [this, t, deadline, done, poll]() {
-        bool open = false;
-        for (auto& sa : engine_->list_ike_sas()) open |= sa.state != ike::IkeSaState::Closed;
-        if (!open || std::chrono::steady_clock::now() >= deadline) {
-            asio::post(io_, done);
-            asio::post(io_, [poll] { *poll = nullptr; });  // break the cycle once this call returned
-            return;
-        }
-        t->expires_after(std::chrono::milliseconds(50));
-        t->async_wait([poll](boost::system::error_code) {
-            if (*poll) (*poll)();
-        });
-    };
-    (*poll)();
+    shutdown_timer_.expires_after(std::chrono::milliseconds(50));
+    shutdown_timer_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) shutdown_poll();
+    });
 }
 
 }  // namespace qkd::daemon

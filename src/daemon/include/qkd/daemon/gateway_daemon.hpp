@@ -53,6 +53,7 @@ private:
     };
     void on_udp(const UdpAddr& local, const UdpAddr& remote, std::span<const std::uint8_t> data);
     void arm_timer();
+    void shutdown_poll();
     std::uint32_t reqid_of(const std::string& gateway) const;
     void install_policies(const ike::ChildSaKeys& k, std::uint32_t reqid);
     void remove_policies(const std::string& gateway);
@@ -71,6 +72,9 @@ private:
     std::map<std::uint32_t, Child> children_;                         // by spi_in
     std::map<std::string, std::vector<dp::PolicySpec>> policies_;     // by gateway
     bool kernel_lifetimes_ = false;
+    boost::asio::steady_timer shutdown_timer_;
+    std::chrono::steady_clock::time_point shutdown_deadline_{};
+    std::function<void()> shutdown_done_;
 };
 
 }  // namespace qkd::daemon
