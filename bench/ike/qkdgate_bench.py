@@ -41,7 +41,7 @@ def main():
             c.call({"cmd": "initiate", "gateway": name})
             pending[name] = time.perf_counter()
             started += 1
-        time.sleep(0.005)
+        time.sleep(0.02)
         state = {}
         for sa in c.call({"cmd": "show-ike-sa"}):
             if sa["gateway"] in pending:
@@ -51,7 +51,7 @@ def main():
             sa = state.get(name)
             if sa and sa["state"].upper() == "ESTABLISHED" and sa["child_sas"] > 0:
                 lat.append(now - pending.pop(name))
-            elif sa is None and now - pending[name] > 0.5:
+            elif now - pending[name] > 10:
                 failed.append(name)
                 pending.pop(name)
     wall = time.perf_counter() - t0
