@@ -20,7 +20,7 @@ require_swan
 netns_up
 # The responder's selectors (10.97.0.0/16, one /32 per SA) must be local addresses there:
 # kernel-libipsec installs a route with a source address from local_ts for each CHILD SA.
-ip -n "$NS_E" addr add 10.97.0.1/16 dev lo
+for i in $(seq 0 $((COUNT - 1))); do echo "addr add 10.97.$((i / 250)).$((i % 250 + 1))/32 dev lo"; done | ip -n "$NS_E" -batch -
 hz=$(getconf CLK_TCK)
 PSK_HEX=${SWAN_PSK#0x}
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
