@@ -19,6 +19,7 @@ sed -i 's/^key_rate = .*/key_rate = 1e9/' "$dir"/kme_*.toml
 ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx/nginx.conf" <<NGX
+user root;
 worker_processes 2;
 pid $dir/nginx/nginx.pid;
 error_log $dir/nginx/error.log;
