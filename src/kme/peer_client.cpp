@@ -30,7 +30,7 @@ namespace {
 class HttpsPeerClient final : public PeerClient, public std::enable_shared_from_this<HttpsPeerClient> {
 public:
     HttpsPeerClient(asio::io_context& io, asio::ssl::context& ctx, const PeerConfig& p)
-        : io_(io), ctx_(ctx), peer_(p), strand_(asio::make_strand(io)) {
+        : ctx_(ctx), peer_(p), strand_(asio::make_strand(io)) {
         // https://HOST:PORT[/]
         std::string rest = p.url.substr(8);
         if (auto slash = rest.find('/'); slash != std::string::npos) rest = rest.substr(0, slash);
@@ -134,7 +134,6 @@ private:
         }
     }
 
-    asio::io_context& io_;
     asio::ssl::context& ctx_;
     const PeerConfig& peer_;
     asio::strand<asio::io_context::executor_type> strand_;

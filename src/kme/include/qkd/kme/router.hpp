@@ -1,6 +1,8 @@
 #pragma once
 // Request handling as a function from (request, caller) to response; the only suspension points
 // are the key manager's durable commits and peer reservations.
+#include <utility>  // Boost 1.74 awaitable.hpp uses std::exchange without including it
+
 #include <boost/asio/awaitable.hpp>
 
 #include "qkd/kme/metrics.hpp"
