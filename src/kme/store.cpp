@@ -43,6 +43,7 @@ Store::Store(const std::string& path) : path_(path) {
     sqlite3_busy_timeout(db_, 5000);
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA wal_autocheckpoint=0");  // see checkpoint_loop
     exec("PRAGMA secure_delete=ON");  // deleted reservations are overwritten, not left in free pages
     exec("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS hwm(stream TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)");
@@ -53,7 +54,23 @@ Store::Store(const std::string& path) : path_(path) {
     st_put_ = prepare("INSERT INTO reservation(key_id, stream, offset, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
     st_pending_ = prepare("UPDATE reservation SET pending = ? WHERE key_id = ?");
     st_delete_ = prepare("DELETE FROM reservation WHERE key_id = ?");
+    if (sqlite3_open_v2(path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
+        throw std::runtime_error(fmt::format("{}: cannot open a checkpoint connection", path));
+    sqlite3_busy_timeout(ckpt_db_, 1000);
     writer_ = std::thread([this] { writer_loop(); });
+    checkpointer_ = std::thread([this] { checkpoint_loop(); });
+}
+
+void Store::checkpoint_loop() {
+    std::unique_lock lk(mu_);
+    while (!stop_) {
+        ckpt_cv_.wait_for(lk, std::chrono::milliseconds(250));
+        if (stop_) break;
+        lk.unlock();
+        // PASSIVE: copies what it can without blocking the writer; the fsync happens here.
+        sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        lk.lock();
+    }
 }
 
 sqlite3_stmt* Store::prepare(const char* sql) {
@@ -69,7 +86,11 @@ Store::~Store() {
         stop_ = true;
     }
     cv_.notify_all();
+    ckpt_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    if (checkpointer_.joinable()) checkpointer_.join();
+    sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    sqlite3_close(ckpt_db_);
     for (auto* st : {st_hwm_, st_put_, st_pending_, st_delete_}) sqlite3_finalize(st);
     sqlite3_close(db_);
 }

@@ -75,6 +75,7 @@ public:
 
 private:
     void writer_loop();
+    void checkpoint_loop();
     bool apply(const Op& o);
     void exec(const char* sql);
 
@@ -97,6 +98,11 @@ private:
     bool busy_ = false;
     std::uint64_t commits_ = 0;
     std::thread writer_;
+    // WAL checkpoints (and their fsync) run here, off the writer thread, so a commit never waits
+    // behind one; this is what kept p99 latency at ~11 ms before.
+    sqlite3* ckpt_db_ = nullptr;
+    std::thread checkpointer_;
+    std::condition_variable ckpt_cv_;
 };
 
 }  // namespace qkd::kme
