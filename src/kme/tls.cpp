@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "qkd/common/openssl_error.hpp"
 #include "qkd/crypto/pq_tls.hpp"
 
 namespace qkd::kme {
@@ -11,12 +12,7 @@ namespace ssl = boost::asio::ssl;
 
 namespace {
 
-std::string openssl_error() {
-    unsigned long e = ERR_get_error();
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    return buf;
-}
+std::string openssl_error() { return qkd::openssl_errors(); }
 
 void common_setup(SSL_CTX* ctx, const Config& cfg, bool server) {
     const int min = cfg.tls_min_version == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;

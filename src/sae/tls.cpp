@@ -1,4 +1,5 @@
 // TLS client context and KME identity checks.
+#include "qkd/common/openssl_error.hpp"
 #include "qkd/sae/tls.hpp"
 
 #include <openssl/err.h>
@@ -15,16 +16,7 @@ namespace {
 
 using Fail = qkd::Err<Error>;
 
-std::string openssl_errors() {
-    std::string out;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!out.empty()) out += "; ";
-        out += buf;
-    }
-    return out.empty() ? "no OpenSSL error queued" : out;
-}
+using qkd::openssl_errors;
 
 std::string where(const Profile& p, std::string_view key, const std::filesystem::path& file) {
     return p.source_file + ": profile \"" + p.name + "\": " + std::string(key) + " \"" + file.string() + "\"";

@@ -1,4 +1,5 @@
 // Group preference lists for TLS 1.3 and the name of the negotiated group.
+#include "qkd/common/openssl_error.hpp"
 #include "qkd/crypto/pq_tls.hpp"
 
 #include <openssl/crypto.h>
@@ -39,16 +40,7 @@ const KnownGroup* find_group(std::string_view name) {
     return nullptr;
 }
 
-std::string openssl_errors() {
-    std::string out;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!out.empty()) out += "; ";
-        out += buf;
-    }
-    return out.empty() ? "no OpenSSL error queued" : out;
-}
+using qkd::openssl_errors;
 
 // Does this process's OpenSSL accept the hybrid group name in a group list?
 bool hybrid_group_usable() {

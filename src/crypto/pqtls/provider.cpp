@@ -7,6 +7,7 @@
 //           later EVP_PKEY_decapsulate(server share) -> shared secret.
 //   server: EVP_PKEY_paramgen -> EVP_PKEY_set1_encoded_public_key(client share) ->
 //           EVP_PKEY_encapsulate -> (server share, shared secret).
+#include "qkd/common/openssl_error.hpp"
 #include "provider.hpp"
 
 #include <openssl/core_dispatch.h>
@@ -300,16 +301,7 @@ int provider_init(const OSSL_CORE_HANDLE*, const OSSL_DISPATCH*, const OSSL_DISP
     return 1;
 }
 
-std::string openssl_errors() {
-    std::string out;
-    while (unsigned long e = ERR_get_error()) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        if (!out.empty()) out += "; ";
-        out += buf;
-    }
-    return out.empty() ? "no OpenSSL error queued" : out;
-}
+using qkd::openssl_errors;
 
 }  // namespace
 
