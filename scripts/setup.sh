@@ -18,6 +18,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || true
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# npm (for Node.js 24 below): Debian's package only when no npm is on the PATH. A NodeSource nodejs
+# bundles npm and conflicts with Debian's npm package; that combination must not fail the set-up.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing npm"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm \
+    || echo "setup: Debian's npm could not be installed (PQ TLS interop tests will be skipped)"
+fi
 # nginx is used as a reference server by tests and benchmarks only; do not leave Debian's default
 # site running on port 80.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
