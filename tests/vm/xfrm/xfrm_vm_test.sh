@@ -14,9 +14,15 @@ if [ -z "${QKD_KERNEL_VM:-}" ]; then
   exit 77
 fi
 [ -x "$QKD_KERNEL_VM" ] || [ -f "$QKD_KERNEL_VM" ] || { echo "SKIP: QKD_KERNEL_VM=$QKD_KERNEL_VM not found"; exit 77; }
+# The guest sees the host's root read-only but has its own empty /tmp, and a checkout or build
+# tree may live under /tmp (CI clones there): copy the guest script and the tool into the one
+# folder shared with the guest.
 share=$(mktemp -d)
 trap 'rm -rf "$share"' EXIT
-bash "$QKD_KERNEL_VM" --share "$share" --timeout "${QKD_KERNEL_VM_TIMEOUT:-420}" -- "$here/xfrm_tunnel_guest.sh" "$bin"
+mkdir -p "$share/bin"
+cp "$here/xfrm_tunnel_guest.sh" "$share/"
+cp "$bin/qkd-esp-tunnel" "$share/bin/"
+bash "$QKD_KERNEL_VM" --share "$share" --timeout "${QKD_KERNEL_VM_TIMEOUT:-420}" -- "$share/xfrm_tunnel_guest.sh" "$share/bin"
 rc=$?
 [ $rc = 125 ] && { echo "SKIP: the VM harness failed before the test ran (exit 125)"; exit 77; }
 exit $rc
