@@ -20,7 +20,11 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <cstdlib>
+#include <sstream>
+#include <sys/resource.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -78,6 +82,8 @@ struct Stats {
     std::vector<double> lat_us;
     std::uint64_t ops = 0, errors = 0;
     double seconds = 0;
+    double server_cpu = 0, client_cpu = 0;  // CPU seconds during the phase
+    std::vector<double> per_server;         // CPU seconds of each server process
     double rate() const { return static_cast<double>(ops) / seconds; }
     double pct(double p) const {
         if (lat_us.empty()) return 0;
@@ -88,10 +94,48 @@ struct Stats {
     }
 };
 
+// CPU seconds (user + system) used so far by the given processes, from /proc/PID/stat.
+double cpu_seconds(const std::vector<int>& pids) {
+    double total = 0;
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    for (int pid : pids) {
+        std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        if (!std::getline(f, line)) continue;
+        auto close = line.rfind(')');  // the command name may contain spaces
+        std::istringstream rest(line.substr(close + 2));
+        std::string field;
+        // fields after the name start at 3 (state); utime and stime are fields 14 and 15
+        for (int i = 3; i <= 13; ++i) rest >> field;
+        double ut = 0, st = 0;
+        rest >> ut >> st;
+        total += (ut + st) / tick;
+    }
+    return total;
+}
+
+double self_cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+std::vector<int> parse_pids(const char* s) {
+    std::vector<int> out;
+    if (!s) return out;
+    std::istringstream in(s);
+    std::string tok;
+    while (std::getline(in, tok, ',')) if (!tok.empty()) out.push_back(std::stoi(tok));
+    return out;
+}
+
 // Runs `op(conn_index)` on `conns` threads for `seconds`; `interval` > 0 paces each thread.
 template <class Setup, class Op>
-Stats run(int conns, double seconds, Setup setup, Op op, std::chrono::microseconds interval = {}) {
+Stats run(int conns, double seconds, Setup setup, Op op, std::chrono::microseconds interval = {}, const std::vector<int>& server_pids = {}) {
     Stats total;
+    const double s0 = cpu_seconds(server_pids), c0 = self_cpu_seconds();
+    std::vector<double> each0;
+    for (int pid : server_pids) each0.push_back(cpu_seconds({pid}));
     std::mutex mu;
     std::atomic<bool> stop{false};
     std::vector<std::thread> th;
@@ -124,6 +168,9 @@ Stats run(int conns, double seconds, Setup setup, Op op, std::chrono::microsecon
     stop = true;
     for (auto& t : th) t.join();
     total.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    total.server_cpu = cpu_seconds(server_pids) - s0;
+    total.client_cpu = self_cpu_seconds() - c0;
+    for (std::size_t i = 0; i < server_pids.size(); ++i) total.per_server.push_back(cpu_seconds({server_pids[i]}) - each0[i]);
     return total;
 }
 
@@ -166,11 +213,14 @@ int main(int argc, char** argv) {
 
     std::cout << fmt::format("KME benchmark: {} connections, {:.0f} s per phase, 2-core machine, persistence on\n", conns, secs);
     run(conns, 1.0, pair_setup, pair_op);  // warm-up
-    auto kme = run(conns, secs, pair_setup, pair_op);
+    // Server processes whose CPU time is reported (run.sh sets these): both KMEs, nginx workers.
+    const auto kme_pids = parse_pids(std::getenv("QKD_BENCH_KME_PIDS"));
+    const auto nginx_pids = parse_pids(std::getenv("QKD_BENCH_NGINX_PIDS"));
+    auto kme = run(conns, secs, pair_setup, pair_op, {}, kme_pids);
     auto static_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, nginx_port); };
     auto static_op = [](Conn& c) { c.request(http::verb::get, "/static.json"); };
     run(conns, 1.0, static_setup, static_op);
-    auto ngx = run(conns, secs, static_setup, static_op);
+    auto ngx = run(conns, secs, static_setup, static_op, {}, nginx_pids);
     const double half = kme.rate() / 2;
     auto paced = run(conns, secs, pair_setup, pair_op,
                      std::chrono::microseconds(static_cast<long>(1e6 * conns / std::max(1.0, half))));
@@ -189,6 +239,17 @@ int main(int argc, char** argv) {
     std::cout << fmt::format("  KME at half load ({:.0f} pairs/s):  achieved {:8.0f} pairs/s  p50 {:6.0f} us  p99 {:6.0f} us (per pair)\n",
                              half, paced.rate(), paced.pct(50), paced.pct(99));
     std::cout << fmt::format("  new TLS handshakes (+ Get status):  {:8.0f} per second\n", hs.rate());
+    if (!kme_pids.empty() && !nginx_pids.empty()) {
+        // Where the time goes: CPU per request of the servers and of this generator (same code for both).
+        const double kreq = 2.0 * static_cast<double>(kme.ops), nreq = static_cast<double>(ngx.ops);
+        std::cout << fmt::format("  CPU per request: KME servers {:.1f} us (generator {:.1f} us); nginx {:.1f} us (generator {:.1f} us); "
+                                 "server CPU ratio {:.2f}\n",
+                                 1e6 * kme.server_cpu / kreq, 1e6 * kme.client_cpu / kreq, 1e6 * ngx.server_cpu / nreq,
+                                 1e6 * ngx.client_cpu / nreq, (kme.server_cpu / kreq) / (ngx.server_cpu / nreq));
+        std::cout << fmt::format("  CPU use (cores busy): KME phase: KME_A {:.2f}, KME_B {:.2f}, generator {:.2f}; nginx phase: nginx {:.2f}, generator {:.2f}\n",
+                                 kme.per_server.at(0) / kme.seconds, kme.per_server.at(1) / kme.seconds, kme.client_cpu / kme.seconds,
+                                 ngx.server_cpu / ngx.seconds, ngx.client_cpu / ngx.seconds);
+    }
     std::cout << fmt::format("RATIO KME requests/s / nginx requests/s = {:.2f} (target >= 0.70); pairs/s / nginx = {:.2f}\n",
                              2 * kme.rate() / ngx.rate(), kme.rate() / ngx.rate());
     std::cout << fmt::format("P99 at half load = {:.2f} ms per pair (target < 2 ms)\n", paced.pct(99) / 1000);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
+
 #include <filesystem>
 
 #include "qkd/kme/peer_client.hpp"
@@ -12,6 +14,8 @@ namespace qkd::kme {
 Instance::Instance(boost::asio::io_context& io, Config cfg) : io_(io), cfg_(std::move(cfg)), expiry_(io) {
     if (auto dir = std::filesystem::path(cfg_.state_db).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
     store_ = std::make_unique<Store>(cfg_.state_db);
+    // Group commits run on the event loop: no thread hand-off between a request and its commit.
+    store_->run_commits_on([this](std::function<void()> f) { boost::asio::post(io_, std::move(f)); });
     client_ctx_ = std::make_unique<boost::asio::ssl::context>(make_peer_client_context(cfg_));
     std::map<std::string, std::shared_ptr<PeerClient>> peers;
     for (const auto& p : cfg_.peers) peers[p.kme_id] = make_https_peer_client(io_, *client_ctx_, p);

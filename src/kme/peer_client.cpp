@@ -13,6 +13,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
 #include <deque>
 #include <mutex>
 
@@ -26,6 +30,14 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
+
+// A request queued while every connection is busy goes out with the next batch of the first one
+// to finish, so under load batches grow and one round trip serves many keys. When even the newest
+// batch in flight has been out longer than kSlowBatch (a long-distance link), another connection
+// starts, up to kMaxInFlight, so a request waits for about one round trip, not two. On a LAN a
+// second connection only cost CPU: more, smaller batches and more commits on the peer.
+constexpr std::size_t kMaxInFlight = 4;
+constexpr auto kSlowBatch = std::chrono::milliseconds(2);
 
 class HttpsPeerClient final : public PeerClient, public std::enable_shared_from_this<HttpsPeerClient> {
 public:
@@ -45,7 +57,12 @@ public:
         {
             std::lock_guard lk(mu_);
             queue_.push_back({std::move(req), std::move(done)});
-            if (!running_) running_ = start = true;
+            // A new sender when none runs, or when every running one is busy with a slow batch.
+            if (senders_ == 0 || (senders_ < kMaxInFlight && senders_ == busy_ &&
+                                  std::chrono::steady_clock::now() - newest_send_ > kSlowBatch)) {
+                ++senders_;
+                start = true;
+            }
         }
         if (start) asio::co_spawn(strand_, run(shared_from_this()), asio::detached);
     }
@@ -56,34 +73,39 @@ private:
         std::function<void(std::string)> done;
     };
     using Stream = beast::ssl_stream<beast::tcp_stream>;
+    struct Conn {
+        std::unique_ptr<Stream> stream;
+        beast::flat_buffer buf;
+    };
 
-    asio::awaitable<std::string> connect() {
+    asio::awaitable<std::string> connect(Conn& c) {
         boost::system::error_code ec;
         tcp::resolver resolver(strand_);
         auto results = co_await resolver.async_resolve(host_, port_, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return fmt::format("cannot resolve {}: {}", host_, ec.message());
-        stream_ = std::make_unique<Stream>(strand_, ctx_);
-        SSL_set_tlsext_host_name(stream_->native_handle(), host_.c_str());
-        beast::get_lowest_layer(*stream_).expires_after(peer_.sync_timeout);
-        co_await beast::get_lowest_layer(*stream_).async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
+        c.stream = std::make_unique<Stream>(strand_, ctx_);
+        c.buf.clear();
+        SSL_set_tlsext_host_name(c.stream->native_handle(), host_.c_str());
+        beast::get_lowest_layer(*c.stream).expires_after(peer_.sync_timeout);
+        co_await beast::get_lowest_layer(*c.stream).async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return fmt::format("cannot connect to {}: {}", peer_.url, ec.message());
-        beast::get_lowest_layer(*stream_).socket().set_option(tcp::no_delay(true), ec);
-        co_await stream_->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+        beast::get_lowest_layer(*c.stream).socket().set_option(tcp::no_delay(true), ec);
+        co_await c.stream->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return fmt::format("TLS handshake with {} failed: {}", peer_.url, ec.message());
         // The peer must prove it is the KME we expect, not merely any holder of a CA certificate.
-        X509* cert = SSL_get1_peer_certificate(stream_->native_handle());
+        X509* cert = SSL_get1_peer_certificate(c.stream->native_handle());
         auto names = cert_names(cert);
         X509_free(cert);
         if (names.cn != peer_.kme_id) co_return fmt::format("peer certificate names \"{}\", expected KME ID \"{}\"", names.cn, peer_.kme_id);
         co_return "";
     }
 
-    asio::awaitable<std::string> exchange(const std::vector<SyncRequest>& batch, std::vector<std::string>& results) {
+    asio::awaitable<std::string> exchange(Conn& c, const std::vector<SyncRequest>& batch, std::vector<std::string>& results) {
         boost::system::error_code ec;
-        if (!stream_) {
-            auto e = co_await connect();
+        if (!c.stream) {
+            auto e = co_await connect(c);
             if (!e.empty()) {
-                stream_.reset();
+                c.stream.reset();
                 co_return e;
             }
         }
@@ -93,12 +115,12 @@ private:
         req.keep_alive(true);
         req.body() = encode_sync_batch(batch);
         req.prepare_payload();
-        beast::get_lowest_layer(*stream_).expires_after(peer_.sync_timeout);
-        co_await http::async_write(*stream_, req, asio::redirect_error(asio::use_awaitable, ec));
+        beast::get_lowest_layer(*c.stream).expires_after(peer_.sync_timeout);
+        co_await http::async_write(*c.stream, req, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return fmt::format("sending to {} failed: {}", peer_.url, ec.message());
         http::response_parser<http::string_body> parser;
         parser.body_limit(1 << 20);
-        co_await http::async_read(*stream_, buf_, parser, asio::redirect_error(asio::use_awaitable, ec));
+        co_await http::async_read(*c.stream, c.buf, parser, asio::redirect_error(asio::use_awaitable, ec));
         if (ec == beast::error::timeout) co_return fmt::format("no answer from {} within {} ms", peer_.url, peer_.sync_timeout.count());
         if (ec) co_return fmt::format("reading the answer of {} failed: {}", peer_.url, ec.message());
         auto res = parser.release();
@@ -106,11 +128,31 @@ private:
         auto r = decode_sync_results(res.body(), batch.size());
         if (!r) co_return r.error();
         results = std::move(*r);
-        if (!res.keep_alive()) stream_.reset();
+        if (!res.keep_alive()) c.stream.reset();
         co_return "";
     }
 
+    // An idle keep-alive connection whose peer has closed it (or reset it) reads as EOF or an error
+    // without blocking; one with nothing to read is still open.
+    static bool still_open(Conn& c) {
+        char b;
+        const auto fd = beast::get_lowest_layer(*c.stream).socket().native_handle();
+        const auto n = ::recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    }
+
+    // One sender: takes batches from the queue until it is empty, on a connection of its own
+    // (reused from the idle list when there is one, returned to it at the end).
     static asio::awaitable<void> run(std::shared_ptr<HttpsPeerClient> self) {
+        Conn conn;
+        {
+            std::lock_guard lk(self->mu_);
+            while (!self->idle_.empty() && !conn.stream) {
+                conn = std::move(self->idle_.back());
+                self->idle_.pop_back();
+                if (!still_open(conn)) conn.stream.reset();  // the peer closed it (restart, idle timeout)
+            }
+        }
         for (;;) {
             std::vector<Pending> batch;
             {
@@ -120,16 +162,28 @@ private:
                     self->queue_.pop_front();
                 }
                 if (batch.empty()) {
-                    self->running_ = false;
+                    --self->senders_;
+                    if (conn.stream) self->idle_.push_back(std::move(conn));
                     co_return;
                 }
+                ++self->busy_;
+                self->newest_send_ = std::chrono::steady_clock::now();
             }
             std::vector<SyncRequest> reqs;
             reqs.reserve(batch.size());
             for (auto& p : batch) reqs.push_back(p.req);
             std::vector<std::string> results;
-            std::string err = co_await self->exchange(reqs, results);
-            if (!err.empty()) self->stream_.reset();  // a broken or late connection is never reused
+            std::string err = co_await self->exchange(conn, reqs, results);
+            {
+                std::lock_guard lk(self->mu_);
+                --self->busy_;
+                if (!err.empty()) {
+                    // A broken or late connection is never reused, nor are its idle siblings: they
+                    // most likely share its fate (peer restarted or unreachable).
+                    conn.stream.reset();
+                    self->idle_.clear();
+                }
+            }
             for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(err.empty() ? results[i] : err);
         }
     }
@@ -138,11 +192,12 @@ private:
     const PeerConfig& peer_;
     asio::strand<asio::io_context::executor_type> strand_;
     std::string host_, port_;
-    std::unique_ptr<Stream> stream_;
-    beast::flat_buffer buf_;
     std::mutex mu_;
     std::deque<Pending> queue_;
-    bool running_ = false;
+    std::vector<Conn> idle_;     // connected, keep-alive, not in use
+    std::size_t senders_ = 0;    // running senders
+    std::size_t busy_ = 0;       // senders with a batch in flight
+    std::chrono::steady_clock::time_point newest_send_{};  // when the newest batch in flight left
 };
 
 }  // namespace

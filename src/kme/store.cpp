@@ -147,16 +147,53 @@ void Store::put_meta(const std::string& key, const std::vector<std::uint8_t>& va
 }
 
 void Store::commit(std::vector<Op> ops, std::function<void(bool)> done) {
+    bool post = false;
     {
         std::lock_guard lk(mu_);
         queue_.push_back(Item{std::move(ops), std::move(done)});
+        if (post_ && !group_posted_) group_posted_ = post = true;
     }
-    cv_.notify_one();
+    if (post) post_([this] { posted_group(); });
+    else if (!post_) cv_.notify_one();
+}
+
+void Store::run_commits_on(Poster post) {
+    bool now = false;
+    {
+        std::lock_guard lk(mu_);
+        post_ = std::move(post);
+        if (!queue_.empty() && !group_posted_) group_posted_ = now = true;  // the writer no longer takes them
+    }
+    if (now) post_([this] { posted_group(); });
+}
+
+void Store::posted_group() {
+    // write_mu_ first: groups reach the database in the order their items were queued.
+    std::lock_guard wl(write_mu_);
+    std::deque<Item> batch;
+    {
+        std::lock_guard lk(mu_);
+        batch.swap(queue_);
+        group_posted_ = false;
+        ++busy_;
+    }
+    if (!batch.empty()) write_group(batch);
+    {
+        std::lock_guard lk(mu_);
+        --busy_;
+    }
+    idle_cv_.notify_all();
 }
 
 void Store::flush() {
     std::unique_lock lk(mu_);
-    idle_cv_.wait(lk, [&] { return queue_.empty() && !busy_; });
+    if (post_ && !queue_.empty()) {
+        // The event loop may be gone (shutdown): commit what is queued here.
+        lk.unlock();
+        posted_group();
+        lk.lock();
+    }
+    idle_cv_.wait(lk, [&] { return (queue_.empty() || post_) && busy_ == 0; });
 }
 
 bool Store::apply(const Op& o) {
@@ -209,44 +246,58 @@ void Store::writer_loop() {
         std::deque<Item> batch;
         {
             std::unique_lock lk(mu_);
-            cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-            if (queue_.empty() && stop_) return;
+            cv_.wait(lk, [&] { return stop_ || (!queue_.empty() && !post_); });
+            if (stop_ && (queue_.empty() || post_)) return;
             batch.swap(queue_);
-            busy_ = true;
+            ++busy_;
         }
-        // One transaction for the whole group; an item whose statements fail is reported failed
-        // but does not abort the others (each item runs inside a savepoint).
-        std::vector<bool> ok(batch.size(), true);
-        bool committed = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
-        if (committed) {
-            for (std::size_t i = 0; i < batch.size(); ++i) {
-                sqlite3_exec(db_, "SAVEPOINT item", nullptr, nullptr, nullptr);
-                for (const auto& o : batch[i].ops)
-                    if (!apply(o)) {
-                        ok[i] = false;
-                        break;
-                    }
-                if (ok[i]) sqlite3_exec(db_, "RELEASE item", nullptr, nullptr, nullptr);
-                else {
-                    spdlog::error("state database: write failed: {}", sqlite3_errmsg(db_));
-                    sqlite3_exec(db_, "ROLLBACK TO item; RELEASE item", nullptr, nullptr, nullptr);
+        {
+            std::lock_guard wl(write_mu_);
+            write_group(batch);
+        }
+        {
+            std::lock_guard lk(mu_);
+            --busy_;
+        }
+        idle_cv_.notify_all();
+    }
+}
+
+void Store::write_group(std::deque<Item>& batch) {
+    // One transaction for the whole group; an item whose statements fail is reported failed
+    // but does not abort the others (each item runs inside a savepoint).
+    std::vector<bool> ok(batch.size(), true);
+    bool committed = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+    if (committed) {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (batch.size() > 1) sqlite3_exec(db_, "SAVEPOINT item", nullptr, nullptr, nullptr);
+            for (const auto& o : batch[i].ops)
+                if (!apply(o)) {
+                    ok[i] = false;
+                    break;
                 }
+            if (batch.size() == 1) continue;  // the transaction itself is the item's unit
+            if (ok[i]) sqlite3_exec(db_, "RELEASE item", nullptr, nullptr, nullptr);
+            else {
+                spdlog::error("state database: write failed: {}", sqlite3_errmsg(db_));
+                sqlite3_exec(db_, "ROLLBACK TO item; RELEASE item", nullptr, nullptr, nullptr);
             }
+        }
+        if (batch.size() == 1 && !ok[0]) {
+            spdlog::error("state database: write failed: {}", sqlite3_errmsg(db_));
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            committed = false;
+        } else {
             committed = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
             if (!committed) {
                 spdlog::error("state database: commit failed: {}", sqlite3_errmsg(db_));
                 sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
             }
         }
-        ++commits_;
-        for (std::size_t i = 0; i < batch.size(); ++i)
-            if (batch[i].done) batch[i].done(committed && ok[i]);
-        {
-            std::lock_guard lk(mu_);
-            busy_ = false;
-        }
-        idle_cv_.notify_all();
     }
+    ++commits_;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (batch[i].done) batch[i].done(committed && ok[i]);
 }
 
 }  // namespace qkd::kme

@@ -1,6 +1,7 @@
 #pragma once
-// KME-to-KME reservations over mutual TLS (DESIGN.md §4 "Sync"). Requests queued while one is in
-// flight go out together as one batch, so the peer round trip is shared under load. A batch that
+// KME-to-KME reservations over mutual TLS (DESIGN.md §4 "Sync"). Requests queued while every
+// connection to the peer is busy go out together as one batch (up to four batches in flight, each
+// on its own connection), so the peer round trip is shared under load. A batch that
 // is not confirmed within the peer's sync_timeout fails; the caller burns the material.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>

@@ -1,6 +1,7 @@
 #pragma once
-// Persistent KME state in SQLite (WAL). Writes are queued and committed in groups by one writer
-// thread; a request that needs its writes durable waits for the commit callback before answering
+// Persistent KME state in SQLite (WAL). Writes are queued and committed in groups: by one writer
+// thread, or (after run_commits_on) by a task posted to the caller's event loop, so that a request
+// never crosses threads on its way to the disk and back; a request that needs its writes durable waits for the commit callback before answering
 // (DESIGN.md §4 "State": high-water marks and reservations are persisted before a key is handed out).
 // WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed group.
 #include <condition_variable>
@@ -66,8 +67,14 @@ public:
     std::optional<std::vector<std::uint8_t>> get_meta(const std::string& key);
     void put_meta(const std::string& key, const std::vector<std::uint8_t>& value);  // synchronous
 
-    // Queues writes; `done(ok)` runs on the writer thread once they are committed (or failed).
+    // Queues writes; `done(ok)` runs once they are committed (or failed): on the writer thread, or
+    // inside the group-commit task when run_commits_on() was called.
     void commit(std::vector<Op> ops, std::function<void(bool)> done);
+    // From now on, commits run in tasks handed to `post` (for example asio::post to the io_context):
+    // the first commit queued while no task is pending posts one, and that task commits every item
+    // queued by then in one transaction. Items queued before this call still go to the writer thread.
+    using Poster = std::function<void(std::function<void()>)>;
+    void run_commits_on(Poster post);
     // Blocks until everything queued so far is committed.
     void flush();
 
@@ -75,6 +82,12 @@ public:
 
 private:
     void writer_loop();
+    struct Item {
+        std::vector<Op> ops;
+        std::function<void(bool)> done;
+    };
+    void write_group(std::deque<Item>& batch);
+    void posted_group();
     void checkpoint_loop();
     bool apply(const Op& o);
     void exec(const char* sql);
@@ -89,13 +102,12 @@ private:
     std::string path_;
     std::mutex mu_;
     std::condition_variable cv_, idle_cv_;
-    struct Item {
-        std::vector<Op> ops;
-        std::function<void(bool)> done;
-    };
     std::deque<Item> queue_;
     bool stop_ = false;
-    bool busy_ = false;
+    int busy_ = 0;
+    Poster post_;                 // set by run_commits_on
+    bool group_posted_ = false;   // a posted group task has not taken the queue yet
+    std::mutex write_mu_;         // one group at a time, in queue order
     std::uint64_t commits_ = 0;
     std::thread writer_;
     // WAL checkpoints (and their fsync) run here, off the writer thread, so a commit never waits
