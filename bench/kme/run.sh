@@ -2,7 +2,7 @@
 # KME benchmark: qkd-kme (two KMEs, persistence on) against nginx serving a static JSON body of
 # the same size over the same mutual-TLS set-up, measured by the same load generator in one run.
 # Usage: bench/kme/run.sh [CONNS] [SECONDS]     (builds the release preset first)
-# Env: QKD_BUILD_DIR (use this build tree), QKD_BENCH_PERF (profile output file)
+# Env: QKD_BUILD_DIR (use this build tree), QKD_BENCH_PERF (profile output file), QKD_KME_THREADS
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 conns=${1:-16}; secs=${2:-5}
@@ -15,7 +15,9 @@ dir=$(mktemp -d /tmp/qkd-kme-bench-XXXXXX)
 "$bin/qkd-kme" demo "$dir" --prepare-only --log-level warn >/dev/null
 sed -i 's/^reservation_ttl = .*/reservation_ttl = 300/; s/^max_key_count = .*/max_key_count = 10000000/' "$dir"/kme_*.toml
 sed -i 's/^key_rate = .*/key_rate = 1e9/' "$dir"/kme_*.toml
-[ -n "${QKD_KME_THREADS:-}" ] && sed -i "s/^\[kme\]$/[kme]\nthreads = $QKD_KME_THREADS/" "$dir"/kme_*.toml
+# One event-loop thread per KME (QKD_KME_THREADS to change): the two KMEs share the two cores, as
+# nginx's two worker processes do.
+sed -i "s/^\[kme\]$/[kme]\nthreads = ${QKD_KME_THREADS:-1}/" "$dir"/kme_*.toml
 "$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
 "$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
 ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

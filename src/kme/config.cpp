@@ -247,7 +247,8 @@ Config parse_config(const std::string& text, const std::string& file) {
             auto t = (*peers)[i].as_table();
             std::string p = fmt::format("peer[{}].", i);
             if (!t) c.fail(p, "each [[peer]] must be a table");
-            check_known(c, *t, p, {"kme_id", "url", "saes", "link_seed_file", "key_rate", "start_full", "outages", "sync_timeout"});
+            check_known(c, *t, p, {"kme_id", "url", "saes", "link_seed_file", "key_rate", "start_full", "outages", "sync_timeout",
+                                    "prefetch_keys"});
             PeerConfig pc;
             pc.kme_id = req_string(c, *t, p, "kme_id");
             if (pc.kme_id == cfg.kme_id) c.fail(p + "kme_id", "must differ from this KME's own id");
@@ -257,6 +258,7 @@ Config parse_config(const std::string& text, const std::string& file) {
             if (pc.saes.empty()) c.fail(p + "saes", "list the SAE IDs attached to this peer KME");
             pc.link = parse_link(c, *t, p, true);
             pc.sync_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(opt_number(c, *t, p, "sync_timeout", 2, 0.001, 600) * 1000));
+            pc.prefetch_keys = static_cast<std::size_t>(opt_int(c, *t, p, "prefetch_keys", 256, 0, 4096));
             cfg.peers.push_back(std::move(pc));
         }
     }

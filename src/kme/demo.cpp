@@ -79,6 +79,7 @@ saes = [{}]
 link_seed_file = "pki/link_ab.seed"
 key_rate = 1000000   # secret key rate of the emulated link, bits/s (metro 10 km)
 sync_timeout = 2
+prefetch_keys = 256   # key IDs reserved on the peer ahead of requests (0 = off)
 )",
                      peer, peer_port, list);
     return s;

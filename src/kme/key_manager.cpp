@@ -31,6 +31,17 @@ struct KeyManager::Link {
         : peer(std::move(p)), out(seed, label), pool(lc, cap, start) {}
 };
 
+struct KeyManager::Prefetch {
+    std::string peer_kme, master;
+    std::vector<std::string> slaves;
+    std::uint32_t bits = 0;
+    std::int64_t expires_unix = 0;  // of the batch being reserved
+    std::deque<std::pair<SyncKey, std::chrono::steady_clock::time_point>> ready;  // reserved on the peer, oldest first
+    std::size_t target = 8;  // keys to hold: doubles when a request finds too few, halves when keys age out
+    bool refilling = false;
+    std::chrono::steady_clock::time_point retry_after{};  // after a failed refill: the peer is down or slow
+};
+
 std::size_t KeyManager::UuidHash::operator()(const Uuid& u) const noexcept {
     std::size_t h;
     std::memcpy(&h, u.data(), sizeof h);  // random v4 bits
@@ -42,6 +53,11 @@ ApiError bad(std::string m, std::vector<etsi014::Extension> d = {}) { return Api
 ApiError unauthorized() { return ApiError{401, std::string(msg::kUnauthorized), {}}; }
 ApiError server(std::string m) { return ApiError{503, std::move(m), {}}; }
 std::string label(const std::string& from, const std::string& to) { return from + "->" + to; }
+std::string combo_key(const std::string& master, const std::vector<std::string>& slaves, std::int64_t bits) {
+    std::string k = master;
+    for (const auto& s : slaves) k += '\n' + s;
+    return k + '\n' + std::to_string(bits);
+}
 }  // namespace
 
 KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers)
@@ -117,7 +133,8 @@ ApiResult<etsi014::Status> KeyManager::status(const std::string& caller, const s
     s.master_SAE_ID = caller;
     s.slave_SAE_ID = slave;
     s.key_size = l.default_key_size;
-    s.stored_key_count = static_cast<std::int64_t>(link->pool.available(clock_.now()) / static_cast<double>(l.default_key_size));
+    s.stored_key_count = static_cast<std::int64_t>(link->pool.available(clock_.now()) / static_cast<double>(l.default_key_size)) +
+                         static_cast<std::int64_t>(prefetched_ready(caller, slave));
     s.max_key_count = l.max_key_count;
     s.max_key_per_request = l.max_key_per_request;
     s.max_key_size = l.max_key_size;
@@ -182,6 +199,11 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     std::string peer_kme;
     if (auto ok = check_request(caller, slave, req, number, size, slaves, peer_kme); !ok) return done(Err{ok.error()});
     Link* link = link_for_peer(peer_kme.empty() ? cfg_.kme_id : peer_kme);
+    if (std::vector<SyncKey> ready; take_prefetched(caller, slaves, peer_kme, number, size, ready)) {
+        keys_delivered_master += ready.size();
+        keys_from_prefetch += ready.size();
+        return done(materialise(link->out, ready));
+    }
     const std::uint64_t bytes = static_cast<std::uint64_t>(number) * static_cast<std::uint64_t>(size / 8);
     if (!link->pool.take(static_cast<double>(bytes * 8), clock_.now()))
         return done(Err{server(fmt::format("not enough key material on link {}: {} bits requested, {:.0f} available",
@@ -247,6 +269,131 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     };
     if (ops.empty()) after_commit(true);
     else store_.commit(std::move(ops), after_commit);
+}
+
+std::chrono::steady_clock::duration KeyManager::prefetch_max_age() const {
+    return std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(1), cfg_.reservation_ttl / 10);
+}
+
+bool KeyManager::take_prefetched(const std::string& caller, const std::vector<std::string>& slaves, const std::string& peer_kme,
+                                 std::int64_t number, std::int64_t size, std::vector<SyncKey>& out) {
+    if (peer_kme.empty()) return false;
+    const PeerConfig* pc = peers_.at(peer_kme);
+    if (pc->prefetch_keys == 0) return false;
+    for (const auto& s : slaves)
+        if (is_local_sae(s)) return false;  // mixed local and peer slaves: ordinary path
+    const auto now = clock_.now();
+    Prefetch* pf = nullptr;
+    bool start_refill = false, got = false;
+    {
+        std::lock_guard lk(pf_mu_);
+        auto& slot = prefetch_[combo_key(caller, slaves, size)];
+        if (!slot) {
+            slot = std::make_unique<Prefetch>();
+            slot->peer_kme = peer_kme;
+            slot->master = caller;
+            slot->slaves = slaves;
+            slot->bits = static_cast<std::uint32_t>(size);
+        }
+        pf = slot.get();
+        std::size_t aged = 0;
+        while (!pf->ready.empty() && now - pf->ready.front().second > prefetch_max_age()) {
+            pf->ready.pop_front();
+            ++aged;
+        }
+        if (aged) {
+            keys_burned += aged;
+            pf->target = std::max<std::size_t>(8, pf->target / 2);
+        }
+        if (pf->ready.size() >= static_cast<std::size_t>(number)) {
+            for (std::int64_t i = 0; i < number; ++i) {
+                out.push_back(pf->ready.front().first);
+                pf->ready.pop_front();
+            }
+            got = true;
+        } else if (!aged) {
+            pf->target = std::min(pc->prefetch_keys, std::max(pf->target * 2, static_cast<std::size_t>(number) * 2));
+        }
+        if (!pf->refilling && now >= pf->retry_after && pf->ready.size() < pf->target / 2 + static_cast<std::size_t>(number)) {
+            pf->refilling = true;
+            start_refill = true;
+        }
+    }
+    if (start_refill) refill(*pf);
+    return got;
+}
+
+void KeyManager::refill(Prefetch& pf) {
+    // Same steps as an ordinary Get key (material from the pool, offsets, high-water mark, peer
+    // reservation), for a batch of keys nobody has asked for yet.
+    Link* link = link_for_peer(pf.peer_kme);
+    std::size_t n;
+    {
+        std::lock_guard lk(pf_mu_);
+        n = pf.target > pf.ready.size() ? pf.target - pf.ready.size() : 0;
+    }
+    n = std::min<std::size_t>(n, 4096);
+    auto stop = [this, &pf] {
+        std::lock_guard lk(pf_mu_);
+        pf.refilling = false;
+    };
+    if (n == 0 || !link->pool.take(static_cast<double>(n) * pf.bits, clock_.now())) return stop();  // requests will report the shortage
+    std::vector<Op> ops;
+    std::vector<SyncKey> keys(n);
+    {
+        std::lock_guard lk(link->mu);
+        for (auto& k : keys) {
+            k.key_ID = uuid_random_v4();
+            k.offset = link->next_offset;
+            k.bits = pf.bits;
+            link->next_offset += pf.bits / 8;
+        }
+        if (link->next_offset > link->committed_end) ops.push_back(op::SetHwm{link->out.label(), link->next_offset + kHwmChunkBytes});
+    }
+    keys_prefetched += n;
+    const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
+    auto reserved = [this, &pf, keys](std::string err) {
+        std::lock_guard lk(pf_mu_);
+        pf.refilling = false;
+        if (!err.empty()) {
+            // Requests take the ordinary path (and report the failure) until the peer answers again.
+            keys_burned += keys.size();
+            ++sync_failures;
+            pf.target = 8;
+            pf.retry_after = clock_.now() + std::chrono::seconds(1);
+            spdlog::warn("peer KME {} did not confirm {} prefetched key reservations: {}; material burned", pf.peer_kme, keys.size(), err);
+            return;
+        }
+        const auto at = clock_.now();
+        for (const auto& k : keys) pf.ready.emplace_back(k, at);
+    };
+    auto after_commit = [this, link, keys, expires, &pf, reserved](bool ok) {
+        if (!ok) {
+            keys_burned += keys.size();
+            std::lock_guard lk(pf_mu_);
+            pf.refilling = false;
+            return;
+        }
+        {
+            std::lock_guard lk(link->mu);
+            for (const auto& k : keys) link->committed_end = std::max(link->committed_end, k.offset + k.bits / 8 + kHwmChunkBytes);
+        }
+        SyncRequest sr{cfg_.kme_id, link->out.label(), pf.master, pf.slaves, expires, keys};
+        peer_clients_.at(pf.peer_kme)->reserve(std::move(sr), reserved);
+    };
+    if (ops.empty()) after_commit(true);
+    else store_.commit(std::move(ops), after_commit);
+}
+
+std::size_t KeyManager::prefetched_ready(const std::string& master, const std::string& slave) {
+    std::lock_guard lk(pf_mu_);
+    auto it = prefetch_.find(combo_key(master, {slave}, cfg_.limits.default_key_size));
+    if (it == prefetch_.end()) return 0;
+    const auto now = clock_.now();
+    std::size_t n = 0;
+    for (const auto& [k, at] : it->second->ready)
+        if (now - at <= prefetch_max_age()) ++n;
+    return n;
 }
 
 void KeyManager::get_key_with_ids(const std::string& caller, const std::string& master, const etsi014::KeyIds& ids, KeysCallback done) {

@@ -32,9 +32,15 @@ std::string Metrics::render(KeyManager& km) const {
     o += "# HELP qkd_kme_keys_served_total Keys delivered, by role of the receiving SAE.\n# TYPE qkd_kme_keys_served_total counter\n";
     o += fmt::format("qkd_kme_keys_served_total{{kme=\"{}\",role=\"master\"}} {}\n", id, km.keys_delivered_master.load());
     o += fmt::format("qkd_kme_keys_served_total{{kme=\"{}\",role=\"slave\"}} {}\n", id, km.keys_delivered_slave.load());
-    o += "# HELP qkd_kme_keys_burned_total Keys whose material was discarded because a reservation failed.\n"
+    o += "# HELP qkd_kme_keys_burned_total Keys whose material was discarded (a failed reservation, or a prefetched key that aged out).\n"
          "# TYPE qkd_kme_keys_burned_total counter\n";
     o += fmt::format("qkd_kme_keys_burned_total{{kme=\"{}\"}} {}\n", id, km.keys_burned.load());
+    o += "# HELP qkd_kme_keys_prefetched_total Keys reserved on a peer KME ahead of requests (prefetch_keys).\n"
+         "# TYPE qkd_kme_keys_prefetched_total counter\n";
+    o += fmt::format("qkd_kme_keys_prefetched_total{{kme=\"{}\"}} {}\n", id, km.keys_prefetched.load());
+    o += "# HELP qkd_kme_keys_served_from_prefetch_total Master keys answered from prefetched reservations.\n"
+         "# TYPE qkd_kme_keys_served_from_prefetch_total counter\n";
+    o += fmt::format("qkd_kme_keys_served_from_prefetch_total{{kme=\"{}\"}} {}\n", id, km.keys_from_prefetch.load());
     o += "# HELP qkd_kme_sync_failures_total KME-to-KME reservations that failed or timed out.\n# TYPE qkd_kme_sync_failures_total counter\n";
     o += fmt::format("qkd_kme_sync_failures_total{{kme=\"{}\"}} {}\n", id, km.sync_failures.load());
     o += "# HELP qkd_kme_reservations_expired_total Unclaimed reservations dropped at expiry.\n"

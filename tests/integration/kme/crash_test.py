@@ -154,8 +154,10 @@ try:
     print(f"{len(answer_lost)} keys had their dec_keys answer cut by a kill (may be consumed)")
     c.eq("keys lost across kill -9", missing, 0)
 
-    # Peer KME down: the master's KME cannot reserve, answers 503 and burns the material.
+    # Peer KME down: the master's KME cannot reserve, answers 503 and burns the material. Keys
+    # reserved on KME_B ahead of requests (prefetch_keys) stay valid for up to 1 s: wait them out.
     kill9("KME_B")
+    time.sleep(1.5)
     st, body = call(conn("SAE_A", "KME_A"), "POST", "/api/v1/keys/SAE_B/enc_keys", {})
     c.true("peer down -> 503", st == 503 and "KME_B" in body.get("message", ""), f"{st} {body}")
     start("KME_B")

@@ -264,3 +264,105 @@ TEST_F(Pair, RestartKeepsReservationsAndNeverReusesMaterial) {
     ASSERT_TRUE(s1) << s1.error().message;
     EXPECT_TRUE(qkd::ct_equal(s1->keys[0].key, m1->keys[0].key));
 }
+
+// Prefetch (prefetch_keys > 0): keys reserved on the peer ahead of requests.
+struct Prefetching : Pair {
+    void SetUp() override {
+        kmetest::write(dir / "seed", std::string(64, 'a'));
+        ca = make_config("KME_A", "KME_B", {"SAE_A", "SAE_C"}, {"SAE_B"}, dir);
+        cb = make_config("KME_B", "KME_A", {"SAE_B"}, {"SAE_A", "SAE_C"}, dir);
+        ca.peers[0].prefetch_keys = 16;
+        start();
+    }
+    void settle() {  // the refill chain: A's commit, B's reservation commit, back to A
+        for (int i = 0; i < 3; ++i) {
+            sa->flush();
+            sb->flush();
+        }
+    }
+};
+
+TEST_F(Prefetching, LaterRequestsNeedNoPeerRoundTripAndStayConsistent) {
+    // The first request of a combination takes the ordinary path and starts a refill.
+    auto first = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(first) << first.error().message;
+    settle();
+    const int calls = to_b->calls;
+    EXPECT_EQ(calls, 2);  // the request's own reservation + one prefetch batch
+    ASSERT_GT(a->prefetched_ready("SAE_A", "SAE_B"), 4u);
+    // Prefetched keys: no reservation call on the request path, each slave fetch gives the same bytes,
+    // every key is distinct and delivered once.
+    std::set<std::string> ids{first->keys[0].key_ID};
+    for (int i = 0; i < 4; ++i) {
+        auto m = enc("SAE_A", "SAE_B");
+        ASSERT_TRUE(m) << m.error().message;
+        EXPECT_TRUE(ids.insert(m->keys[0].key_ID).second);
+        auto s = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+        ASSERT_TRUE(s) << s.error().message;
+        EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m->keys[0].key));
+        EXPECT_FALSE(dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID}));
+    }
+    EXPECT_EQ(to_b->calls, calls);
+    EXPECT_EQ(a->keys_from_prefetch, 4u);
+    // Get status counts prefetched keys as stored keys.
+    const auto ready = a->prefetched_ready("SAE_A", "SAE_B");
+    auto st = a->status("SAE_A", "SAE_B");
+    ASSERT_TRUE(st);
+    EXPECT_GE(static_cast<std::size_t>(st->stored_key_count), ready);
+    // Another slave or another size is another combination: ordinary path.
+    etsi::KeyRequest r;
+    r.size = 512;
+    ASSERT_TRUE(enc("SAE_A", "SAE_B", r));
+    EXPECT_GT(to_b->calls, calls);
+}
+
+TEST_F(Prefetching, AgedKeysAreBurnedNotHandedOut) {
+    ASSERT_TRUE(enc("SAE_A", "SAE_B"));
+    settle();
+    const auto ready = a->prefetched_ready("SAE_A", "SAE_B");
+    ASSERT_GT(ready, 0u);
+    clock.advance(std::chrono::seconds(2));  // older than min(ttl / 10, 1 s)
+    EXPECT_EQ(a->prefetched_ready("SAE_A", "SAE_B"), 0u);
+    const auto burned = a->keys_burned.load();
+    const int calls = to_b->calls;
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(a->keys_burned - burned, ready);
+    EXPECT_GT(to_b->calls, calls);  // served by an ordinary reservation
+    EXPECT_EQ(a->keys_from_prefetch, 0u);
+}
+
+TEST_F(Prefetching, PeerDownServesOnlyKeysThePeerAlreadyHoldsThen503) {
+    ASSERT_TRUE(enc("SAE_A", "SAE_B"));
+    settle();
+    ASSERT_GT(a->prefetched_ready("SAE_A", "SAE_B"), 0u);
+    to_b->fail_with = "connection refused";
+    // Already reserved on KME_B (durably): still a valid key, and KME_B delivers it.
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m);
+    auto s = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m->keys[0].key));
+    clock.advance(std::chrono::seconds(2));
+    auto e = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().status, 503);
+}
+
+TEST_F(Prefetching, RestartForgetsPrefetchedKeysAndNeverReusesTheirMaterial) {
+    auto m1 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m1);
+    settle();
+    ASSERT_GT(a->prefetched_ready("SAE_A", "SAE_B"), 0u);
+    const auto reserved_on_b = b->reservation_count();
+    restart();
+    EXPECT_EQ(a->prefetched_ready("SAE_A", "SAE_B"), 0u);
+    EXPECT_EQ(b->reservation_count(), reserved_on_b);  // they wait on KME_B until they expire
+    auto m2 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m2);
+    settle();
+    // New material: beyond every offset used before the restart.
+    EXPECT_FALSE(qkd::ct_equal(m1->keys[0].key, m2->keys[0].key));
+    clock.advance(std::chrono::seconds(61));
+    EXPECT_GE(b->expire_reservations(), reserved_on_b);
+}

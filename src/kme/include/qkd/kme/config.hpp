@@ -38,6 +38,10 @@ struct PeerConfig {
     std::vector<std::string> saes;   // SAE IDs attached to the peer
     LinkConfig link;
     std::chrono::milliseconds sync_timeout{2000};
+    // Key IDs reserved on the peer ahead of requests, per (master SAE, slaves, key size) seen, so
+    // Get key needs no peer round trip (see key_manager.hpp). Most keys held ready per combination;
+    // 0 = off. The TOML key `prefetch_keys` defaults to 256; a PeerConfig built in code starts off.
+    std::size_t prefetch_keys = 0;
 };
 
 struct KeyLimits {

@@ -4,6 +4,17 @@
 // A key is delivered once to the master (Get key) and once to each authorised slave (Get key with
 // key IDs); material is derived from the link key stream by offset, so "deleted" means the
 // reservation row is gone and the offset is below the persisted high-water mark forever.
+//
+// Prefetch (PeerConfig::prefetch_keys > 0): for each combination of master SAE, peer slave SAEs and
+// key size that has been asked for, key IDs and offsets are reserved on the peer KME ahead of the
+// next request, in large batches. Get key then takes keys that are already reserved on the peer:
+// no round trip and no commit on the request path. The lifecycle is the same (a prefetched key is
+// "reserved" on both KMEs until its master gets it; the peer's row is durable before the key is
+// ready). Prefetched keys are not persisted here: a crash of this KME forgets them, they expire
+// unclaimed on the peer and their material is burned, never reused. A prefetched key is handed out
+// only while it is younger than min(reservation_ttl / 10, 1 s), so its slave keeps at least 90% of
+// reservation_ttl; older ones are burned. Requests mixing local and peer slaves do not prefetch.
+#include <deque>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -90,7 +101,10 @@ public:
     bool is_peer_kme(const std::string& id) const { return peers_.count(id) != 0; }
 
     std::atomic<std::uint64_t> keys_delivered_master{0}, keys_delivered_slave{0}, sync_failures{0}, keys_burned{0},
-        reservations_expired{0};
+        reservations_expired{0}, keys_prefetched{0}, keys_from_prefetch{0};
+    // Keys prefetched and ready for this master and slave (default key size); Get status adds them
+    // to stored_key_count.
+    std::size_t prefetched_ready(const std::string& master, const std::string& slave);
 
 private:
     struct Link;
@@ -101,6 +115,13 @@ private:
                                  std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
                                  std::string& peer_kme) const;
     etsi014::KeyContainer materialise(const KeyStream& stream, const std::vector<SyncKey>& keys) const;
+    struct Prefetch;
+    // Takes `number` prefetched keys for the combination if there are that many, and starts a refill
+    // when the stock runs low. Returns false when the request must take the ordinary path.
+    bool take_prefetched(const std::string& caller, const std::vector<std::string>& slaves, const std::string& peer_kme,
+                         std::int64_t number, std::int64_t size, std::vector<SyncKey>& out);
+    void refill(Prefetch& pf);
+    std::chrono::steady_clock::duration prefetch_max_age() const;
 
     const Config& cfg_;
     Store& store_;
@@ -115,6 +136,8 @@ private:
     };
     std::mutex res_mu_;
     std::unordered_map<Uuid, Reservation, UuidHash> reservations_;
+    std::mutex pf_mu_;
+    std::map<std::string, std::unique_ptr<Prefetch>> prefetch_;  // by combination
 };
 
 }  // namespace qkd::kme
