@@ -193,37 +193,94 @@ int main(int argc, char** argv) {
     const Identity sae_a{dir + "/pki/sae_a.pem", dir + "/pki/sae_a.key"}, sae_b{dir + "/pki/sae_b.pem", dir + "/pki/sae_b.key"};
     const auto pa = port_of("KME_A"), pb = port_of("KME_B");
 
+    // Latency of each half of a pair (Get key at KME_A, Get key with key IDs at KME_B), per phase.
+    std::mutex split_mu;
+    std::vector<double> enc_us, dec_us;
     struct Pair {
         std::unique_ptr<Conn> a, b;
+        std::vector<double> enc_us, dec_us;
+        std::mutex* mu = nullptr;
+        std::vector<double>* enc_out = nullptr;
+        std::vector<double>* dec_out = nullptr;
+        ~Pair() {
+            std::lock_guard lk(*mu);
+            enc_out->insert(enc_out->end(), enc_us.begin(), enc_us.end());
+            dec_out->insert(dec_out->end(), dec_us.begin(), dec_us.end());
+        }
     };
     auto pair_setup = [&](int) {
         auto p = std::make_unique<Pair>();
         p->a = std::make_unique<Conn>(ca, sae_a, pa);
         p->b = std::make_unique<Conn>(ca, sae_b, pb);
+        p->mu = &split_mu;
+        p->enc_out = &enc_us;
+        p->dec_out = &dec_us;
         return p;
     };
     auto pair_op = [](Pair& p) {
+        const auto t0 = Clock::now();
         auto enc = nlohmann::json::parse(p.a->request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})"));
         auto id = enc["keys"][0]["key_ID"].get<std::string>();
+        const auto t1 = Clock::now();
         p.b->request(http::verb::post, "/api/v1/keys/SAE_A/dec_keys", R"({"key_IDs":[{"key_ID":")" + id + "\"}]}");
+        p.enc_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        p.dec_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t1).count());
     };
     // The static body has the size of a one-key container.
     auto sample = Conn(ca, sae_a, pa).request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})");
     std::ofstream(dir + "/static.json") << sample;  // run.sh serves this file with nginx
 
-    std::cout << fmt::format("KME benchmark: {} connections, {:.0f} s per phase, 2-core machine, persistence on\n", conns, secs);
-    run(conns, 1.0, pair_setup, pair_op);  // warm-up
+    const int rounds = std::getenv("QKD_BENCH_ROUNDS") ? std::max(1, std::atoi(std::getenv("QKD_BENCH_ROUNDS"))) : 3;
+    std::cout << fmt::format("KME benchmark: {} connections, {:.0f} s per phase, {} rounds of KME / nginx / paced KME / paced nginx "
+                             "(medians below), 2-core machine, persistence on\n",
+                             conns, secs, rounds);
     // Server processes whose CPU time is reported (run.sh sets these): both KMEs, nginx workers.
     const auto kme_pids = parse_pids(std::getenv("QKD_BENCH_KME_PIDS"));
     const auto nginx_pids = parse_pids(std::getenv("QKD_BENCH_NGINX_PIDS"));
-    auto kme = run(conns, secs, pair_setup, pair_op, {}, kme_pids);
     auto static_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, nginx_port); };
     auto static_op = [](Conn& c) { c.request(http::verb::get, "/static.json"); };
+    run(conns, 1.0, pair_setup, pair_op);  // warm-up
     run(conns, 1.0, static_setup, static_op);
-    auto ngx = run(conns, secs, static_setup, static_op, {}, nginx_pids);
-    const double half = kme.rate() / 2;
-    auto paced = run(conns, secs, pair_setup, pair_op,
-                     std::chrono::microseconds(static_cast<long>(1e6 * conns / std::max(1.0, half))));
+
+    // Alternating rounds: this machine's speed drifts by tens of percent over seconds (shared
+    // host), so each ratio compares phases measured a few seconds apart, and the medians are kept.
+    std::vector<Stats> kmes, ngxs, paceds, paced_ngxs;
+    std::vector<double> ratios;
+    for (int r = 0; r < rounds; ++r) {
+        kmes.push_back(run(conns, secs, pair_setup, pair_op, {}, kme_pids));
+        ngxs.push_back(run(conns, secs, static_setup, static_op, {}, nginx_pids));
+        ratios.push_back(2 * kmes.back().rate() / ngxs.back().rate());
+        // Latency at half the measured KME maximum; nginx paced at the same request rate is the
+        // reference for what this machine's scheduling alone adds to the tail.
+        const double half = kmes.back().rate() / 2;
+        const auto every = std::chrono::microseconds(static_cast<long>(1e6 * conns / std::max(1.0, half)));
+        enc_us.clear();
+        dec_us.clear();
+        paceds.push_back(run(conns, secs, pair_setup, pair_op, every));
+        Stats e, d;
+        e.lat_us = enc_us;
+        d.lat_us = dec_us;
+        std::cout << fmt::format("  round {}: half load p99 of Get key at KME_A {:.2f} ms, of Get key with key IDs at KME_B {:.2f} ms\n", r + 1,
+                                 e.pct(99) / 1000, d.pct(99) / 1000);
+        paced_ngxs.push_back(run(conns, secs, static_setup, static_op, every / 2));
+        std::cout << fmt::format("  round {}: KME {:.0f} requests/s, nginx {:.0f} requests/s, ratio {:.2f}; half load p99 {:.2f} ms "
+                                 "per pair (nginx same request rate: p99 {:.2f} ms per request)\n",
+                                 r + 1, 2 * kmes.back().rate(), ngxs.back().rate(), ratios.back(), paceds.back().pct(99) / 1000,
+                                 paced_ngxs.back().pct(99) / 1000);
+    }
+    auto median_by = [](std::vector<Stats>& v, auto key) -> Stats& {
+        std::vector<std::size_t> idx(v.size());
+        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+        std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return key(v[a]) < key(v[b]); });
+        return v[idx[idx.size() / 2]];
+    };
+    Stats& kme = median_by(kmes, [](const Stats& x) { return x.rate(); });
+    Stats& ngx = median_by(ngxs, [](const Stats& x) { return x.rate(); });
+    Stats& paced = median_by(paceds, [](const Stats& x) { return x.pct(99); });
+    Stats& paced_ngx = median_by(paced_ngxs, [](const Stats& x) { return x.pct(99); });
+    std::sort(ratios.begin(), ratios.end());
+    const double ratio = ratios[ratios.size() / 2];
+
     auto hs_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, pa); };
     auto hs_op = [](Conn& c) {
         c.connect();
@@ -236,8 +293,10 @@ int main(int argc, char** argv) {
                              kme.rate(), 2 * kme.rate(), kme.pct(50), kme.pct(99), kme.errors);
     std::cout << fmt::format("  nginx static JSON ({} bytes):      {:8.0f} requests/s                p50 {:6.0f} us  p99 {:6.0f} us  errors {}\n",
                              sample.size(), ngx.rate(), ngx.pct(50), ngx.pct(99), ngx.errors);
-    std::cout << fmt::format("  KME at half load ({:.0f} pairs/s):  achieved {:8.0f} pairs/s  p50 {:6.0f} us  p99 {:6.0f} us (per pair)\n",
-                             half, paced.rate(), paced.pct(50), paced.pct(99));
+    std::cout << fmt::format("  KME at half load:  achieved {:8.0f} pairs/s  p50 {:6.0f} us  p99 {:6.0f} us (per pair)\n", paced.rate(),
+                             paced.pct(50), paced.pct(99));
+    std::cout << fmt::format("  nginx at the same request rate:  {:8.0f} requests/s  p50 {:6.0f} us  p99 {:6.0f} us (per request)\n",
+                             paced_ngx.rate(), paced_ngx.pct(50), paced_ngx.pct(99));
     std::cout << fmt::format("  new TLS handshakes (+ Get status):  {:8.0f} per second\n", hs.rate());
     if (!kme_pids.empty() && !nginx_pids.empty()) {
         // Where the time goes: CPU per request of the servers and of this generator (same code for both).
@@ -250,8 +309,11 @@ int main(int argc, char** argv) {
                                  kme.per_server.at(0) / kme.seconds, kme.per_server.at(1) / kme.seconds, kme.client_cpu / kme.seconds,
                                  ngx.server_cpu / ngx.seconds, ngx.client_cpu / ngx.seconds);
     }
-    std::cout << fmt::format("RATIO KME requests/s / nginx requests/s = {:.2f} (target >= 0.70); pairs/s / nginx = {:.2f}\n",
-                             2 * kme.rate() / ngx.rate(), kme.rate() / ngx.rate());
-    std::cout << fmt::format("P99 at half load = {:.2f} ms per pair (target < 2 ms)\n", paced.pct(99) / 1000);
-    return kme.errors + ngx.errors ? 1 : 0;
+    std::cout << fmt::format("RATIO KME requests/s / nginx requests/s = {:.2f} (median of {} rounds; target >= 0.70)\n", ratio, rounds);
+    std::cout << fmt::format("P99 at half load = {:.2f} ms per pair (median of {} rounds; target < 2 ms); nginx at the same request rate: {:.2f} ms\n",
+                             paced.pct(99) / 1000, rounds, paced_ngx.pct(99) / 1000);
+    std::uint64_t errors = 0;
+    for (auto* v : {&kmes, &ngxs, &paceds, &paced_ngxs})
+        for (auto& x : *v) errors += x.errors;
+    return errors ? 1 : 0;
 }

@@ -18,8 +18,10 @@ sed -i 's/^key_rate = .*/key_rate = 1e9/' "$dir"/kme_*.toml
 # One event-loop thread per KME (QKD_KME_THREADS to change): the two KMEs share the two cores, as
 # nginx's two worker processes do.
 sed -i "s/^\[kme\]$/[kme]\nthreads = ${QKD_KME_THREADS:-1}/" "$dir"/kme_*.toml
-"$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
-"$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
+# Both servers (the KMEs and nginx alike) run at nice -10 so the load generator's 16 threads on the
+# same two cores do not preempt them; on a real deployment the load comes from other machines.
+nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
+nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
 ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx/nginx.conf" <<NGX
@@ -58,7 +60,7 @@ json.dump({"ca": "pki/ca.pem", "kmes": [{"kme_id": "KME_A", "url": "https://127.
 PY
 sleep 0.5
 echo '{}' > "$dir/static.json"
-nginx -c "$dir/nginx/nginx.conf"
+nice -n -10 nginx -c "$dir/nginx/nginx.conf"
 # QKD_BENCH_PERF=FILE: also record a CPU profile (perf, cpu-clock) of both KMEs during the KME phase.
 if [ -n "${QKD_BENCH_PERF:-}" ]; then
   (sleep 1.5; perf record -q -F 1999 -e cpu-clock -g -o "$QKD_BENCH_PERF" -p "$pa,$pb" -- sleep "$secs" >/dev/null 2>&1) &
@@ -66,4 +68,12 @@ fi
 export QKD_BENCH_KME_PIDS="$pa,$pb"
 QKD_BENCH_NGINX_PIDS=$(pgrep -d, -P "$(cat "$dir/nginx/nginx.pid")" || true)
 export QKD_BENCH_NGINX_PIDS
-"$bin/kme_bench" "$dir" "$ngport" "$conns" "$secs"
+rc=0
+"$bin/kme_bench" "$dir" "$ngport" "$conns" "$secs" || rc=$?
+# How KME_A answered Get key: from prefetched reservations, or with a reservation round trip.
+mport=$(sed -n 's/^metrics_listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$dir/kme_a.toml")
+curl -s "http://127.0.0.1:$mport/metrics" | awk '
+  /^qkd_kme_keys_served_total.*master/ {m=$2} /^qkd_kme_keys_served_from_prefetch_total/ {p=$2}
+  /^qkd_kme_keys_burned_total/ {b=$2} /^qkd_kme_keys_prefetched_total/ {f=$2}
+  END {printf "  KME_A: %d master keys, %d from prefetch (%.2f%%), %d prefetched, %d burned\n", m, p, m ? 100*p/m : 0, f, b}'
+exit $rc

@@ -18,6 +18,9 @@ namespace msg = etsi014::msg;
 // High-water marks are persisted this far ahead of use, so most requests need no write at all;
 // a crash skips at most this much material, never reuses it.
 static constexpr std::uint64_t kHwmChunkBytes = 1 << 20;
+// Prefetch refills go out in batches of at most this many keys: a big batch is one long stretch of
+// work (encode, decode, inserts) in both event loops that requests would queue behind.
+static constexpr std::size_t kRefillBatch = 64;
 
 struct KeyManager::Link {
     std::string peer;  // peer KME ID, or our own ID for the local link
@@ -332,7 +335,7 @@ void KeyManager::refill(Prefetch& pf) {
         std::lock_guard lk(pf_mu_);
         n = pf.target > pf.ready.size() ? pf.target - pf.ready.size() : 0;
     }
-    n = std::min<std::size_t>(n, 4096);
+    n = std::min<std::size_t>(n, kRefillBatch);
     auto stop = [this, &pf] {
         std::lock_guard lk(pf_mu_);
         pf.refilling = false;
