@@ -64,7 +64,7 @@ Store::Store(const std::string& path) : path_(path) {
 void Store::checkpoint_loop() {
     std::unique_lock lk(mu_);
     while (!stop_) {
-        ckpt_cv_.wait_for(lk, std::chrono::milliseconds(getenv("QKD_CKPT_MS") ? atoi(getenv("QKD_CKPT_MS")) : 250));
+        ckpt_cv_.wait_for(lk, std::chrono::milliseconds(250));
         if (stop_) break;
         lk.unlock();
         // PASSIVE: copies what it can without blocking the writer; the fsync happens here.
