@@ -5,13 +5,17 @@
 #   A  qkdgated -> charon     charon's responder CPU/SA (the reference); qkdgated initiator
 #   B  qkdgated -> qkdgated   qkdgated's responder and initiator CPU/SA, rate
 #   C  charon   -> charon     charon's initiator CPU/SA, rate (reference for B)
-# usage: bench/ike/ike_rate.sh [QKDGATED] [QKDGATE] [COUNT] [PARALLEL]   (root; release build)
+# usage: bench/ike/ike_rate.sh [QKDGATED] [QKDGATE] [COUNT=250] [PARALLEL=16]   (root; release build)
 # CPU is read from /proc/PID/stat (utime + stime) of each daemon before and after each run.
+# Every initiator gateway has its own identity (bench-N.west.bench.test, as the charon initiator
+# in C); the qkdgated responder accepts them with one gateway, remote_id = "bench-*.west.bench.test".
+# The qkdgated driver waits on the control socket ("initiate" with "wait"); QKD_POLL=0.02 selects
+# the old polling driver instead (see README.md). COUNT <= 256: qkdgated's gateways per config.
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 QD=${1:-$root/build/release/bin/qkdgated}
 QG=${2:-$root/build/release/bin/qkdgate}
-COUNT=${3:-300}
+COUNT=${3:-250}
 PAR=${4:-16}
 TEST_TAG=bn$$ QKDGT_LOG_LEVEL=warn . "$root/tests/netns/ike/lib.sh" "$QD" "$QG"
 . "$root/tests/interop/ike/swan.sh"
@@ -37,7 +41,7 @@ qkd_initiator_conf() {  # N gateways bench-i on west, each its own /32 remote se
 name = "bench-$i"
 local_address = "$IP_W"
 remote_address = "$IP_E"
-local_id = "west.bench.test"
+local_id = "bench-$i.west.bench.test"
 remote_id = "east.bench.test"
 psk_file = "$WORK/west/psk"
 ike_proposals = "aes256gcm16-prfsha512-ecp521"
@@ -61,7 +65,7 @@ name = "bench"
 local_address = "$IP_E"
 remote_address = "$IP_W"
 local_id = "east.bench.test"
-remote_id = "west.bench.test"
+remote_id = "bench-*.west.bench.test"
 psk_file = "$WORK/east/psk"
 ike_proposals = "aes256gcm16-prfsha512-ecp521"
 esp_proposals = "aes256gcm16"
@@ -171,7 +175,7 @@ r["cpu_ms_per_sa_responder"] = round(($e1 - $e0) * 1000 / $hz / ok, 3)
 print(json.dumps(r))
 PY
 }
-qkd_drive() { nsx "$NS_W" python3 "$here/qkdgate_bench.py" "$WORK/west/ctl.sock" bench "$COUNT" "$PAR"; }
+qkd_drive() { nsx "$NS_W" python3 "$here/qkdgate_bench.py" "$WORK/west/ctl.sock" bench "$COUNT" "$PAR" ${QKD_POLL:+--poll "$QKD_POLL"}; }
 swan_drive() { nsx "$NS_W" python3 "$here/vici_bench.py" "$WORK/charon-west/charon.vici" bench "$COUNT" "$PAR"; }
 
 qkd_initiator_conf

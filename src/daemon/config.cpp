@@ -2,9 +2,11 @@
 // bad value, name file:line and say what was expected.
 #include "qkd/daemon/config.hpp"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -137,6 +139,33 @@ public:
         return {};
     }
 
+    // A string or a non-empty list of strings (at most `max`).
+    Result<void, DaemonError> strings(std::string_view key, std::vector<std::string>& out, std::size_t max) {
+        auto* n = get(key);
+        if (!n) return {};
+        std::vector<std::string> items;
+        if (n->is_string()) {
+            items.emplace_back(*n->value<std::string_view>());
+        } else if (auto* a = n->as_array()) {
+            if (a->empty()) return Fail{err(n->source(), "'" + std::string(key) + "' is an empty list, expected at least one string")};
+            if (a->size() > max)
+                return Fail{err(n->source(), "'" + std::string(key) + "' has " + std::to_string(a->size()) + " entries, at most " +
+                                                 std::to_string(max) + " allowed")};
+            for (auto& e : *a) {
+                if (!e.is_string())
+                    return Fail{err(e.source(), "'" + std::string(key) + "' entry is " + describe(e) + ", expected a string")};
+                items.emplace_back(*e.value<std::string_view>());
+            }
+        } else {
+            return Fail{err(n->source(), "'" + std::string(key) + "' is " + describe(*n) + ", expected a string or a list of strings")};
+        }
+        for (auto& i : items)
+            if (i.empty() || i.size() > 255)
+                return Fail{err(n->source(), "'" + std::string(key) + "' entry \"" + i.substr(0, 64) + "\" must have 1..255 characters")};
+        out = std::move(items);
+        return {};
+    }
+
     Result<void, DaemonError> no_unknown_keys() const {
         for (auto& [k, v] : t_) {
             if (!seen_.count(std::string(k.str())))
@@ -209,6 +238,37 @@ Result<QkdSettings, DaemonError> parse_qkd(const toml::table& t, const std::stri
     return q;
 }
 
+// The remote_id forms of qkd/ike/identity.hpp, checked here too so that errors name the file and
+// line; the IKE layer parses the entries again (to_gateway_config).
+std::optional<std::string> remote_id_problem(const std::vector<std::string>& ids, StartAction start) {
+    std::set<std::string> seen;
+    bool pattern = ids.size() > 1;
+    for (const auto& id : ids) {
+        std::string lower = id;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (!seen.insert(lower).second) return "remote_id lists \"" + id + "\" twice";
+        if (id == "%any" || id == "*") {
+            pattern = true;
+            continue;
+        }
+        if (id.find('*') == std::string::npos) continue;
+        pattern = true;
+        if (id.starts_with("@#")) return "remote_id \"" + id + "\": a KEY_ID identity cannot contain '*'";
+        std::string probe = id;
+        std::replace(probe.begin(), probe.end(), '*', '1');
+        in6_addr v6{};
+        if (parse_ipv4(probe) || inet_pton(AF_INET6, probe.c_str(), &v6) == 1)
+            return "remote_id \"" + id + "\": IP address identities cannot be patterns, list the addresses instead";
+    }
+    if (pattern && start == StartAction::start) {
+        std::string all;
+        for (const auto& id : ids) all += (all.empty() ? "" : ", ") + id;
+        return "remote_id pattern \"" + all + "\" cannot be used to initiate (start_action = \"start\"): an initiator sends one "
+               "exact identity as IDr; give one exact remote_id, or set start_action = \"none\" to respond only";
+    }
+    return std::nullopt;
+}
+
 bool valid_name(const std::string& n) {
     if (n.empty() || n.size() > 64) return false;
     return std::all_of(n.begin(), n.end(), [](char c) {
@@ -234,9 +294,9 @@ Result<GatewayEntry, DaemonError> parse_gateway(const toml::table& t, const std:
     QKD_TRY(r.port("local_port", g.local_port));
     QKD_TRY(r.port("remote_port", g.remote_port));
     QKD_TRY(r.str("local_id", g.local_id));
-    QKD_TRY(r.str("remote_id", g.remote_id));
+    QKD_TRY(r.strings("remote_id", g.remote_id, kMaxRemoteIds));
     if (g.local_id.empty()) g.local_id = la;
-    if (g.remote_id.empty()) g.remote_id = ra;
+    if (g.remote_id.empty()) g.remote_id = {ra};
     QKD_TRY(r.str("psk_file", g.psk_file, true));
     QKD_TRY(r.str("ike_proposals", g.ike_proposals));
     QKD_TRY(r.str("esp_proposals", g.esp_proposals));
@@ -262,6 +322,10 @@ Result<GatewayEntry, DaemonError> parse_gateway(const toml::table& t, const std:
     if (start == "none") g.start_action = StartAction::none;
     else if (start == "start") g.start_action = StartAction::start;
     else return Fail{r.err(t.source(), "gateway '" + g.name + "' start_action = \"" + start + "\", expected \"none\" or \"start\"")};
+    if (auto problem = remote_id_problem(g.remote_id, g.start_action)) {
+        auto* n = t.get("remote_id");
+        return Fail{r.err(n ? n->source() : t.source(), "gateway '" + g.name + "' " + *problem)};
+    }
     QKD_TRY(r.boolean("encap", g.force_encap));
     if (auto* q = r.get("qkd")) {
         auto* qt = q->as_table();

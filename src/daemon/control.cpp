@@ -67,6 +67,9 @@ Result<ControlRequest, DaemonError> decode_request(std::string_view line) {
             if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 64)
                 return Fail{req_err("\"gateway\" must be a gateway name (1..64 characters)")};
             r.gateway = v.get<std::string>();
+        } else if (k == "wait" && info->cmd == ControlCmd::initiate) {
+            if (!v.is_boolean()) return Fail{req_err("\"wait\" must be true or false")};
+            r.wait = v.get<bool>();
         } else if (k == "what" && info->cmd == ControlCmd::rekey) {
             if (v == "child") r.what = RekeyWhat::child;
             else if (v == "ike") r.what = RekeyWhat::ike;
@@ -83,22 +86,23 @@ nlohmann::json encode_request(const ControlRequest& req) {
     nlohmann::json j{{"cmd", std::string(cmd_name(req.cmd))}};
     if (!req.gateway.empty()) j["gateway"] = req.gateway;
     if (req.cmd == ControlCmd::rekey) j["what"] = req.what == RekeyWhat::ike ? "ike" : "child";
+    if (req.cmd == ControlCmd::initiate && req.wait) j["wait"] = true;
     return j;
 }
 
-std::string handle_control_line(std::string_view line, const ControlHandler& handler) {
+std::string encode_response(const ControlResult& r) {
     nlohmann::json resp;
-    auto req = decode_request(line);
-    if (!req) {
-        resp = {{"ok", false}, {"error", req.error().message}};
-    } else {
-        auto r = handler(*req);
-        if (r) resp = {{"ok", true}, {"result", std::move(*r)}};
-        else resp = {{"ok", false}, {"error", r.error().message}};
-    }
+    if (r) resp = {{"ok", true}, {"result", *r}};
+    else resp = {{"ok", false}, {"error", r.error().message}};
     auto s = resp.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (s.size() > kMaxControlLine) s = R"({"ok":false,"error":"response too large"})";
     return s;
+}
+
+std::string handle_control_line(std::string_view line, const ControlHandler& handler) {
+    auto req = decode_request(line);
+    if (!req) return encode_response(Fail{req.error()});
+    return encode_response(handler(*req));
 }
 
 // ---- server ---------------------------------------------------------------------------------
@@ -106,12 +110,12 @@ std::string handle_control_line(std::string_view line, const ControlHandler& han
 struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
     asio::io_context& io;
     std::string path;
-    ControlHandler handler;
+    DeferredControlHandler handler;
     local::acceptor acceptor;
     std::set<std::shared_ptr<local::socket>> clients;
     bool stopped = false;
 
-    Impl(asio::io_context& i, std::string p, ControlHandler h) : io(i), path(std::move(p)), handler(std::move(h)), acceptor(i) {}
+    Impl(asio::io_context& i, std::string p, DeferredControlHandler h) : io(i), path(std::move(p)), handler(std::move(h)), acceptor(i) {}
 
     void accept() {
         auto self = shared_from_this();
@@ -172,19 +176,47 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
             std::string line(asio::buffers_begin(c->buf.data()), asio::buffers_begin(c->buf.data()) + static_cast<std::ptrdiff_t>(n - 1));
             c->buf.consume(n);
             if (!line.empty() && line.back() == '\r') line.pop_back();
-            c->out = handle_control_line(line, self->handler) + "\n";
-            asio::async_write(*c->sock, asio::buffer(c->out), [self, c](boost::system::error_code wec, std::size_t) {
-                if (wec || self->stopped) {
-                    self->close(c);
-                    return;
-                }
-                self->read_one(c);
+            auto req = decode_request(line);
+            if (!req) {
+                self->answer(c, encode_response(Fail{req.error()}));
+                return;
+            }
+            // The answer may come later (initiate with "wait"): bounded by kControlWaitTimeout.
+            auto answered = std::make_shared<bool>(false);
+            auto reply = [self, c, answered](ControlResult r) {
+                if (*answered || self->stopped) return;
+                *answered = true;
+                self->answer(c, encode_response(r));
+            };
+            c->timer.expires_after(kControlWaitTimeout);  // replaces the idle timeout
+            c->timer.async_wait([reply](boost::system::error_code ec) {
+                if (!ec)
+                    reply(Fail{DaemonError{Errc::control_io, "no answer within " + std::to_string(kControlWaitTimeout.count()) + " s"}});
             });
+            self->handler(*req, reply);
+        });
+    }
+
+    void answer(const std::shared_ptr<Conn>& c, std::string line) {
+        auto self = shared_from_this();
+        c->timer.cancel();
+        c->out = std::move(line) + "\n";
+        asio::async_write(*c->sock, asio::buffer(c->out), [self, c](boost::system::error_code wec, std::size_t) {
+            if (wec || self->stopped) {
+                self->close(c);
+                return;
+            }
+            self->read_one(c);
         });
     }
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, ControlHandler handler)
+    : ControlServer(io, std::move(path), DeferredControlHandler{[h = std::move(handler)](const ControlRequest& r, ControlReply reply) {
+          reply(h(r));
+      }}) {}
+
+ControlServer::ControlServer(asio::io_context& io, std::string path, DeferredControlHandler handler)
     : impl_(std::make_shared<Impl>(io, std::move(path), std::move(handler))) {}
 
 ControlServer::~ControlServer() { stop(); }

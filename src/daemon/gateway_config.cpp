@@ -21,10 +21,10 @@ Result<ike::GatewayConfig, DaemonError> to_gateway_config(const GatewayEntry& g,
     c.remote = ike::Endpoint{v4(g.remote_address), g.remote_port};
     auto lid = ike::Identity::parse(g.local_id);
     if (!lid) return bad("local_id \"" + g.local_id + "\" is not an identity, expected an FQDN, an IPv4 address or user@host");
-    auto rid = ike::Identity::parse(g.remote_id);
-    if (!rid) return bad("remote_id \"" + g.remote_id + "\" is not an identity, expected an FQDN, an IPv4 address or user@host");
+    auto rid = ike::RemoteIdentity::parse(g.remote_id);
+    if (!rid) return bad("remote_id: " + rid.error().message);
     c.local_id = *lid;
-    c.remote_id = *rid;
+    c.remote_id = std::move(*rid);
     c.psk = g.psk.clone();
     auto ikep = ike::parse_ike_proposals(g.ike_proposals);
     if (!ikep) return bad("ike_proposals \"" + g.ike_proposals + "\": " + ikep.error().message);

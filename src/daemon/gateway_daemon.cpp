@@ -1,6 +1,8 @@
 // qkdgated's wiring: engine <-> UDP sockets, engine events -> data plane, timers, control socket.
 #include "qkd/daemon/gateway_daemon.hpp"
 
+#include <set>
+
 #include "qkd/common/log.hpp"
 #include "qkd/daemon/convert.hpp"
 
@@ -90,7 +92,9 @@ Result<void, DaemonError> GatewayDaemon::start() {
         spdlog::info("gateway {}: {} -> {}, {} / {}{}", g.name, ipv4_to_string(g.local_address), ipv4_to_string(g.remote_address),
                      g.ike_proposals, g.esp_proposals, g.start_action == StartAction::start ? ", initiating" : "");
     }
-    control_ = std::make_unique<ControlServer>(io_, cfg_.daemon.control_socket, [this](const ControlRequest& r) { return handle(r); });
+    control_ = std::make_unique<ControlServer>(
+        io_, cfg_.daemon.control_socket,
+        DeferredControlHandler{[this](const ControlRequest& r, ControlReply reply) { handle_deferred(r, std::move(reply)); }});
     if (auto r = control_->start(); !r) return r;
     spdlog::info("control socket {}", cfg_.daemon.control_socket);
     arm_timer();
@@ -280,8 +284,48 @@ void GatewayDaemon::child_sa_down(const ike::ChildSaRef& ref) {
 void GatewayDaemon::ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) {
     const char* what = ev == ike::IkeSaEvent::Up ? "up" : ev == ike::IkeSaEvent::Rekeyed ? "rekeyed" : ev == ike::IkeSaEvent::Down ? "down" : "failed";
     auto lvl = ev == ike::IkeSaEvent::Failed ? spdlog::level::warn : spdlog::level::info;
-    spdlog::log(lvl, "gateway {}: IKE SA {:016x}/{:016x} {} ({}, {}){}{}", sa.gateway, sa.spi_i, sa.spi_r, what, sa.remote.str(),
-                sa.algorithm, reason.empty() ? "" : ": ", reason);
+    spdlog::log(lvl, "gateway {}: IKE SA {:016x}/{:016x} {} ({}, {}{}{}){}{}", sa.gateway, sa.spi_i, sa.spi_r, what, sa.remote.str(),
+                sa.remote_id.empty() ? "" : sa.remote_id, sa.remote_id.empty() ? "" : ", ", sa.algorithm, reason.empty() ? "" : ": ",
+                reason);
+    auto w = waiters_.find(sa.id);
+    if (w == waiters_.end()) return;
+    w->second.reason = std::string(reason);
+    if (ev == ike::IkeSaEvent::Up) {
+        // The child SA of IKE_AUTH is handed over right after this event: answer once the
+        // engine call has returned.
+        if (!w->second.up) asio::post(io_, [this, id = sa.id] { finish_waiter(id); });
+        w->second.up = true;
+    } else if (ev == ike::IkeSaEvent::Failed || ev == ike::IkeSaEvent::Down) {
+        auto reply = std::move(w->second.reply);
+        waiters_.erase(w);
+        reply(Fail{DaemonError{Errc::engine, "gateway " + sa.gateway + ": IKE SA " + what + ": " + std::string(reason)}});
+    }
+}
+
+void GatewayDaemon::finish_waiter(std::uint64_t ike_sa_id) {
+    auto w = waiters_.find(ike_sa_id);
+    if (w == waiters_.end() || !engine_) return;
+    Waiter waiter = std::move(w->second);
+    waiters_.erase(w);
+    if (auto sa = engine_->ike_sa_info(ike_sa_id); sa && sa->child_sas > 0) {
+        waiter.reply(nlohmann::json{{"message", "gateway " + waiter.gateway + " is up"}, {"ike_sa", ike_sa_json(*sa)}});
+        return;
+    }
+    waiter.reply(Fail{DaemonError{Errc::engine, "gateway " + waiter.gateway + ": IKE SA without child SA: " + waiter.reason}});
+}
+
+void GatewayDaemon::handle_deferred(const ControlRequest& req, ControlReply reply) {
+    if (req.cmd != ControlCmd::initiate || !req.wait || !cfg_.find(req.gateway) || !engine_) {
+        reply(handle(req));
+        return;
+    }
+    auto id = engine_->initiate(req.gateway);
+    arm_timer();
+    if (!id) {
+        reply(Fail{engine_err(id.error())});
+        return;
+    }
+    waiters_[*id] = Waiter{req.gateway, std::move(reply), false, {}};
 }
 
 Result<nlohmann::json, DaemonError> GatewayDaemon::handle(const ControlRequest& req) {
@@ -338,8 +382,9 @@ Result<nlohmann::json, DaemonError> GatewayDaemon::handle(const ControlRequest& 
 void GatewayDaemon::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
     if (control_) control_->stop();
     if (engine_) {
+        std::set<std::string> gateways;  // terminate() deletes every IKE SA of a gateway
         for (auto& sa : engine_->list_ike_sas())
-            if (sa.state != ike::IkeSaState::Closed) (void)engine_->terminate(sa.gateway);
+            if (sa.state != ike::IkeSaState::Closed && gateways.insert(sa.gateway).second) (void)engine_->terminate(sa.gateway);
         arm_timer();
     }
     shutdown_done_ = std::move(done);

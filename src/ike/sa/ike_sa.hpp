@@ -103,6 +103,11 @@ struct IkeSa {
     unsigned init_retries = 0;
     bool nat_local = false, nat_remote = false;
     bool fragmentation = false;  // both sides sent FRAGMENTATION_SUPPORTED
+    bool force_encap = false;    // from the gateway the SA started with (NAT detection faked)
+
+    // RFC 7296 2.4: the authenticated identities (IKE_AUTH); INITIAL_CONTACT compares them.
+    // A responder gateway with a remote_id pattern holds SAs of several peer identities.
+    std::optional<Identity> local_id, peer_id;
 
     // Message IDs (RFC 7296 2.3)
     std::uint32_t next_request_id = 0;   // our next request

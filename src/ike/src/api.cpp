@@ -14,6 +14,14 @@ Engine::~Engine() = default;
 
 namespace {
 Err<EngineError> fail(EngineErrc c, std::string m) { return Err{EngineError{c, std::move(m)}}; }
+
+// RFC 7296 3.5: an initiator sends one identity as IDr and checks the responder's IDr against
+// it; a list or a pattern names no one identity to ask for.
+std::string cannot_initiate(const GatewayConfig& gw) {
+    return "gateway \"" + gw.name + "\": remote_id pattern \"" + gw.remote_id.str() +
+           "\" cannot be used to initiate: an initiator sends one exact identity as IDr; give one exact remote_id, or "
+           "use this gateway to respond only";
+}
 }  // namespace
 
 Result<void, EngineError> Engine::add_gateway(GatewayConfig cfg) {
@@ -24,6 +32,8 @@ Result<void, EngineError> Engine::add_gateway(GatewayConfig cfg) {
                                                    " octets, expected at least 16");
     if (cfg.ike_proposals.empty() || cfg.esp_proposals.empty())
         return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\" needs IKE and ESP proposals");
+    if (cfg.remote_id.empty()) return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\" needs a remote_id");
+    if (cfg.auto_start && !cfg.remote_id.exact()) return fail(EngineErrc::InvalidConfig, cannot_initiate(cfg));
     if (cfg.local_ts.empty() || cfg.remote_ts.empty())
         return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\" needs local and remote traffic selectors");
     if (cfg.ike_rekey_margin >= cfg.ike_lifetime || cfg.child_rekey_margin >= cfg.child_lifetime)
@@ -35,7 +45,9 @@ Result<void, EngineError> Engine::add_gateway(GatewayConfig cfg) {
     const bool start = cfg.auto_start;
     const std::string name = cfg.name;
     impl_->gateways.emplace(name, std::move(cfg));
-    if (start) return initiate(name);
+    if (start) {
+        if (auto r = initiate(name); !r) return Err{r.error()};
+    }
     return {};
 }
 
@@ -48,25 +60,30 @@ Result<void, EngineError> Engine::remove_gateway(std::string_view name) {
     return {};
 }
 
-Result<void, EngineError> Engine::initiate(std::string_view name) {
+Result<std::uint64_t, EngineError> Engine::initiate(std::string_view name) {
     const GatewayConfig* gw = impl_->gateway(name);
     if (!gw) return fail(EngineErrc::UnknownGateway, "no gateway \"" + std::string(name) + "\"");
+    if (!gw->remote_id.exact()) return fail(EngineErrc::InvalidConfig, cannot_initiate(*gw));
     if (IkeSa* sa = impl_->find_by_gateway(name); sa && sa->state != SaState::Deleting)
         return fail(EngineErrc::Busy, "gateway \"" + std::string(name) + "\" already has an IKE SA (" +
                                           std::string(to_string(sa->state)) + ")");
     return impl_->initiate(*gw);
 }
 
+// Every IKE SA of the gateway: a responder gateway with a remote_id pattern may hold several.
 Result<void, EngineError> Engine::terminate(std::string_view name) {
     if (!impl_->gateway(name)) return fail(EngineErrc::UnknownGateway, "no gateway \"" + std::string(name) + "\"");
-    IkeSa* sa = impl_->find_by_gateway(name);
-    if (!sa) return fail(EngineErrc::NotConnected, "gateway \"" + std::string(name) + "\" has no IKE SA");
-    if (sa->state != SaState::Established) {
-        impl_->destroy(*sa, "terminated by operator", false);
-        impl_->reap();
-        return {};
+    bool any = false;
+    for (auto& [spi, sa] : impl_->sas) {
+        if (sa->gateway != name || sa->state == SaState::Dead || sa->rekeyed_to) continue;
+        any = true;
+        if (sa->state == SaState::Established)
+            impl_->queue_task(*sa, Task{TaskKind::DeleteIke});
+        else if (sa->state != SaState::Deleting)
+            impl_->destroy(*sa, "terminated by operator", false);
     }
-    impl_->queue_task(*sa, Task{TaskKind::DeleteIke});
+    if (!any) return fail(EngineErrc::NotConnected, "gateway \"" + std::string(name) + "\" has no IKE SA");
+    impl_->reap();
     return {};
 }
 
@@ -121,6 +138,12 @@ std::vector<IkeSaInfo> Engine::list_ike_sas() const {
         if (sa->state != SaState::Dead) out.push_back(impl_->info(*sa));
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     return out;
+}
+
+std::optional<IkeSaInfo> Engine::ike_sa_info(std::uint64_t id) const {
+    for (const auto& [spi, sa] : impl_->sas)
+        if (sa->id == id && sa->state != SaState::Dead) return impl_->info(*sa);
+    return std::nullopt;
 }
 
 std::vector<ChildSaInfo> Engine::list_child_sas() const {

@@ -52,16 +52,6 @@ const GatewayConfig* Engine::Impl::gateway(std::string_view name) const {
     return it == gateways.end() ? nullptr : &it->second;
 }
 
-const GatewayConfig* Engine::Impl::gateway_for_peer(const Endpoint&, const Endpoint& remote) const {
-    const GatewayConfig* any = nullptr;
-    for (const auto& [name, gw] : gateways) {
-        if (gw.remote.addr == remote.addr) return &gw;
-        const bool unspecified = std::all_of(gw.remote.addr.bytes.begin(), gw.remote.addr.bytes.end(), [](auto b) { return b == 0; });
-        if (unspecified && gw.remote.addr.family == remote.addr.family && !any) any = &gw;
-    }
-    return any;
-}
-
 IkeSa* Engine::Impl::find(std::uint64_t own) {
     auto it = sas.find(own);
     return it == sas.end() || it->second->state == SaState::Dead ? nullptr : it->second.get();
@@ -85,6 +75,7 @@ IkeSa& Engine::Impl::new_sa(const GatewayConfig& gw, bool initiator) {
     sa->initiator = initiator;
     sa->local = gw.local;
     sa->remote = gw.remote;
+    sa->force_encap = gw.force_encap;
     sa->created = sa->last_rx = now();
     const std::uint64_t spi = random_spi();
     (initiator ? sa->spi_i : sa->spi_r) = spi;

@@ -43,13 +43,22 @@ struct Engine::Impl {
     std::uint32_t random_child_spi();
     std::vector<std::uint8_t> random_nonce();
     const GatewayConfig* gateway(std::string_view name) const;
-    const GatewayConfig* gateway_for_peer(const Endpoint& local, const Endpoint& remote) const;
     static std::uint64_t own_spi(const IkeSa& sa) { return sa.initiator ? sa.spi_i : sa.spi_r; }
     IkeSa* find(std::uint64_t own);
     IkeSa* find_by_gateway(std::string_view name);
     std::size_t half_open() const;
     IkeSa& new_sa(const GatewayConfig& gw, bool initiator);
     void rekey_ike_sa_spis(IkeSa& sa, std::uint64_t old_own);
+
+    // --- gateway selection (gateway_select.cpp)
+    // IKE_SA_INIT: by the peer's address only (no identities yet); provisional.
+    const GatewayConfig* gateway_for_peer(const Endpoint& local, const Endpoint& remote) const;
+    // IKE_AUTH request: by IDi, IDr and address; `why` says what failed when `gw` is null.
+    struct AuthChoice {
+        const GatewayConfig* gw = nullptr;
+        std::string why;
+    };
+    AuthChoice gateway_for_auth(const IkeSa& sa, const Identity& idi, const Identity* idr) const;
 
     // --- sending (engine.cpp)
     void send_raw(const Endpoint& local, const Endpoint& remote, Datagram bytes);
@@ -77,7 +86,7 @@ struct Engine::Impl {
     bool use_encap(const IkeSa& sa) const;
 
     // --- tasks/ike_init.cpp
-    Result<void, EngineError> initiate(const GatewayConfig& gw);
+    Result<std::uint64_t, EngineError> initiate(const GatewayConfig& gw);
     void build_init_request(IkeSa& sa);
     void process_init_request(const Endpoint& local, const Endpoint& remote, const OuterMessage& m, Datagram raw);
     void process_init_response(IkeSa& sa, const OuterMessage& m, Datagram raw);

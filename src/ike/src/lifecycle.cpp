@@ -15,10 +15,7 @@ Seconds jitter(Rng& rng, Seconds margin) {
 }
 }  // namespace
 
-bool Engine::Impl::use_encap(const IkeSa& sa) const {
-    const GatewayConfig* gw = gateway(sa.gateway);
-    return sa.nat_local || sa.nat_remote || (gw && gw->force_encap);
-}
+bool Engine::Impl::use_encap(const IkeSa& sa) const { return sa.nat_local || sa.nat_remote || sa.force_encap; }
 
 void Engine::Impl::established(IkeSa& sa, IkeSaEvent ev) {
     const GatewayConfig* gw = gateway(sa.gateway);
@@ -122,6 +119,8 @@ IkeSaInfo Engine::Impl::info(const IkeSa& sa) const {
         i.local_id = gw->local_id.str();
         i.remote_id = gw->remote_id.str();
     }
+    if (sa.local_id) i.local_id = sa.local_id->str();
+    if (sa.peer_id) i.remote_id = sa.peer_id->str();
     if (sa.group != crypto::KeGroup::None) {
         i.algorithm = algorithm_string(sa.encr, sa.group);
         i.proposal = ike_proposal_string(sa.encr, sa.prf_alg, sa.group);

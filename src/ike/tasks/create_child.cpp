@@ -132,6 +132,9 @@ void Engine::Impl::process_create_child_request(IkeSa& sa, const Message& m) {
         n->nat_local = sa.nat_local;
         n->nat_remote = sa.nat_remote;
         n->fragmentation = sa.fragmentation;
+        n->force_encap = sa.force_encap;
+        n->local_id = sa.local_id;
+        n->peer_id = sa.peer_id;
         n->encr = sel->encr;
         n->prf_alg = sel->prf;
         n->group = sel->group;
@@ -308,6 +311,9 @@ void Engine::Impl::process_create_child_response(IkeSa& sa, Task& task, const Me
         n->nat_local = sa.nat_local;
         n->nat_remote = sa.nat_remote;
         n->fragmentation = sa.fragmentation;
+        n->force_encap = sa.force_encap;
+        n->local_id = sa.local_id;
+        n->peer_id = sa.peer_id;
         n->encr = sel->encr;
         n->prf_alg = sel->prf;
         n->group = sel->group;

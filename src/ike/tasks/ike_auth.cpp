@@ -2,6 +2,9 @@
 //
 //   HDR, SK {IDi, [IDr], AUTH, SAi2, TSi, TSr}  -->
 //                          <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+//
+// The responder picks its gateway here, by IDi and IDr (gateway_select.cpp), and answers
+// AUTHENTICATION_FAILED when none fits or the AUTH does not prove that gateway's PSK.
 #include "../src/impl.hpp"
 
 namespace qkd::ike {
@@ -24,7 +27,9 @@ void Engine::Impl::build_auth_request(IkeSa& sa) {
     sa.auth_child_spi = random_child_spi();
     std::vector<Payload> p;
     p.push_back({PayloadType::IdI, false, idi});
-    p.push_back({PayloadType::IdR, false, wire::IdPayload{gw->remote_id}});
+    // RFC 7296 3.5: IDr tells the responder which of its identities we want. Engine::initiate
+    // refuses gateways without one exact remote_id; a pattern would send none.
+    if (const Identity* want = gw->remote_id.exact()) p.push_back({PayloadType::IdR, false, wire::IdPayload{*want}});
     p.push_back({PayloadType::Auth, false, wire::AuthPayload{wire::AuthMethod::SharedKeyMic, {auth.view().begin(), auth.view().end()}}});
     // RFC 7296 2.4: INITIAL_CONTACT when we hold no other IKE SA with this peer, so that it
     // drops state left over from before a restart of ours.
@@ -43,20 +48,34 @@ void Engine::Impl::process_auth_request(IkeSa& sa, const Message& m) {
         send_response(sa, ExchangeType::IkeAuth, mid, {wire::make_notify(NotifyType::InvalidSyntax)});
         return;
     }
-    const GatewayConfig* gw = gateway(sa.gateway);
     const auto* idi = m.get<wire::IdPayload>(PayloadType::IdI);
+    const auto* idr_in = m.get<wire::IdPayload>(PayloadType::IdR);
     const auto* auth = m.get<wire::AuthPayload>(PayloadType::Auth);
-    bool ok = gw && idi->id == gw->remote_id && auth->method == wire::AuthMethod::SharedKeyMic;
+    // RFC 7296 2.21.2: AUTHENTICATION_FAILED in the IKE_AUTH response, then the SA is gone.
+    auto refuse = [&](const std::string& why) {
+        send_response(sa, ExchangeType::IkeAuth, mid, {wire::make_notify(NotifyType::AuthenticationFailed)});
+        destroy(sa, "AUTHENTICATION_FAILED: " + why, true);
+    };
+    // The gateway is final only now: IDi (and IDr, if sent) pick it (gateway_select.cpp).
+    const auto choice = gateway_for_auth(sa, idi->id, idr_in ? &idr_in->id : nullptr);
+    if (!choice.gw) {
+        refuse(choice.why);
+        return;
+    }
+    const GatewayConfig* gw = choice.gw;
+    bool ok = auth->method == wire::AuthMethod::SharedKeyMic;
     if (ok) {
+        // The PSK is the chosen gateway's (one per gateway, also for a remote_id pattern).
         auto expect = keymat::psk_auth(*sa.prf, gw->psk, sa.init_request, sa.nonce_r, sa.sk_pi, idi->body());
         ok = ct_equal(expect.view(), auth->data);
     }
     if (!ok) {
-        // RFC 7296 2.21.2: AUTHENTICATION_FAILED in the IKE_AUTH response, then the SA is gone.
-        send_response(sa, ExchangeType::IkeAuth, mid, {wire::make_notify(NotifyType::AuthenticationFailed)});
-        destroy(sa, "AUTHENTICATION_FAILED: peer " + idi->id.str() + " did not prove the PSK of gateway " + sa.gateway, true);
+        refuse("peer " + idi->id.str() + " did not prove the PSK of gateway " + gw->name);
         return;
     }
+    sa.gateway = gw->name;
+    sa.local_id = gw->local_id;
+    sa.peer_id = idi->id;
     const wire::IdPayload idr{gw->local_id};
     // ResponderSignedOctets = RealMessage2 | NonceIData | prf(SK_pr, RestOfRespIDPayload)
     auto my_auth = keymat::psk_auth(*sa.prf, gw->psk, sa.init_response, sa.nonce_i, sa.sk_pr, idr.body());
@@ -98,9 +117,11 @@ void Engine::Impl::process_auth_request(IkeSa& sa, const Message& m) {
     send_response(sa, ExchangeType::IkeAuth, mid, p);
     transition(sa, SaState::Established);
     if (m.notify(NotifyType::InitialContact)) {
-        // RFC 7296 2.4: the peer restarted; every older IKE SA with it is stale.
+        // RFC 7296 2.4: the peer restarted; every older IKE SA with the same authenticated
+        // identities is stale. Other peers of a gateway with a remote_id pattern are not.
         for (auto& [spi, o] : sas)
-            if (o.get() != &sa && o->gateway == sa.gateway && o->state != SaState::Dead)
+            if (o.get() != &sa && o->state != SaState::Dead && o->peer_id && o->local_id &&
+                same_identity(*o->peer_id, *sa.peer_id) && same_identity(*o->local_id, *sa.local_id))
                 destroy(*o, "peer sent INITIAL_CONTACT: stale IKE SA removed", false);
     }
     established(sa);
@@ -121,7 +142,7 @@ void Engine::Impl::process_auth_response(IkeSa& sa, const Message& m) {
         destroy(sa, "peer answered IKE_AUTH with " + (e ? wire::to_string(e->type) : std::string("no AUTH")), true);
         return;
     }
-    if (!(idr->id == gw->remote_id)) {
+    if (!gw->remote_id.match(idr->id)) {
         destroy(sa, "peer identity " + idr->id.str() + ", expected " + gw->remote_id.str(), true);
         return;
     }
@@ -130,6 +151,8 @@ void Engine::Impl::process_auth_response(IkeSa& sa, const Message& m) {
         destroy(sa, "AUTHENTICATION_FAILED: responder AUTH does not match the PSK", true);
         return;
     }
+    sa.local_id = gw->local_id;
+    sa.peer_id = idr->id;
     transition(sa, SaState::Established);
     established(sa);
     const auto* sar = m.get<wire::SaPayload>(PayloadType::Sa);

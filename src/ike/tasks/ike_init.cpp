@@ -45,8 +45,7 @@ void stateless_reply(Engine::Impl& e, const Endpoint& local, const Endpoint& rem
 
 std::vector<Payload> Engine::Impl::nat_detection(const IkeSa& sa, std::uint64_t spi_r) const {
     auto src = nat_hash(sa.spi_i, spi_r, sa.local);
-    const GatewayConfig* gw = gateway(sa.gateway);
-    if (gw && gw->force_encap) {
+    if (sa.force_encap) {
         // strongSwan's encap=yes: a source hash that cannot match makes the peer see a NAT.
         std::vector<std::uint8_t> fake(20);
         rng.fill(fake);
@@ -75,7 +74,7 @@ void Engine::Impl::check_nat(IkeSa& sa, const std::vector<Payload>& payloads, st
     sa.nat_local = have_dst && !dst_match;
 }
 
-Result<void, EngineError> Engine::Impl::initiate(const GatewayConfig& gw) {
+Result<std::uint64_t, EngineError> Engine::Impl::initiate(const GatewayConfig& gw) {
     IkeSa& sa = new_sa(gw, true);
     sa.group = gw.ike_proposals.front().ke.front();
     build_init_request(sa);
@@ -83,7 +82,7 @@ Result<void, EngineError> Engine::Impl::initiate(const GatewayConfig& gw) {
         reap();
         return Err{EngineError{EngineErrc::Crypto, "could not create a key exchange for gateway \"" + gw.name + "\""}};
     }
-    return {};
+    return sa.id;
 }
 
 void Engine::Impl::build_init_request(IkeSa& sa) {

@@ -36,6 +36,14 @@ std::string gateway_toml(const std::string& psk_path, const std::string& extra =
            psk_path + "\"\nlocal_ts = [\"10.88.1.0/24\"]\nremote_ts = [\"10.88.2.0/24\"]\n" + extra;
 }
 
+// gateway_toml with another remote_id line (a TOML value, e.g. "[\"a\", \"*@b\"]"); "" drops it.
+std::string with_remote_id(const std::string& psk_path, const std::string& value, const std::string& extra = "") {
+    auto t = gateway_toml(psk_path, extra);
+    const std::string line = "remote_id = \"east.example\"\n";
+    t.replace(t.find(line), line.size(), value.empty() ? "" : "remote_id = " + value + "\n");
+    return t;
+}
+
 }  // namespace
 
 TEST(ConfigValues, Ipv4AndCidr) {
@@ -174,6 +182,69 @@ TEST(Config, Rejections) {
         EXPECT_NE(r.error().message.find(c.expect), std::string::npos)
             << "config:\n" << c.text << "\nerror: " << r.error().message << "\nexpected to contain: " << c.expect;
     }
+}
+
+// remote_id: one identity, a list, '*' patterns; the remote address when absent.
+TEST(Config, RemoteIdForms) {
+    TmpDir d;
+    auto psk = d.write("psk", "this-is-a-long-enough-psk\n");
+    struct Case {
+        std::string value;
+        std::vector<std::string> expect;
+    } cases[] = {
+        {"\"east.example\"", {"east.example"}},
+        {"[\"east.example\", \"*@bench.example\"]", {"east.example", "*@bench.example"}},
+        {"\"bench-*\"", {"bench-*"}},
+        {"\"%any\"", {"%any"}},
+        {"", {"10.77.0.2"}},
+    };
+    for (auto& c : cases) {
+        auto r = parse_config(with_remote_id(psk, c.value), "t.toml");
+        ASSERT_TRUE(r) << c.value << ": " << r.error().message;
+        EXPECT_EQ(r->gateways[0].remote_id, c.expect) << c.value;
+    }
+    // One exact identity in a list may still initiate.
+    auto one = parse_config(with_remote_id(psk, "[\"east.example\"]", "start_action = \"start\"\n"), "t.toml");
+    ASSERT_TRUE(one) << one.error().message;
+}
+
+// Each remote_id error names the file, the line of the key and the key.
+TEST(Config, RemoteIdRejections) {
+    TmpDir d;
+    auto psk = d.write("psk", "this-is-a-long-enough-psk\n");
+    const std::string start = "start_action = \"start\"\n";
+    struct Case {
+        std::string text, expect;
+    } cases[] = {
+        {with_remote_id(psk, "[]"), "'remote_id' is an empty list"},
+        {with_remote_id(psk, "[\"a.example\", 3]"), "'remote_id' entry is integer 3, expected a string"},
+        {with_remote_id(psk, "5"), "'remote_id' is integer 5, expected a string or a list of strings"},
+        {with_remote_id(psk, "\"\""), "'remote_id' entry \"\" must have 1..255 characters"},
+        {with_remote_id(psk, "[\"a.example\", \"A.example\"]"), "remote_id lists \"A.example\" twice"},
+        {with_remote_id(psk, "\"10.0.*.1\""), "remote_id \"10.0.*.1\": IP address identities cannot be patterns"},
+        {with_remote_id(psk, "\"2001:db8::*\""), "IP address identities cannot be patterns"},
+        {with_remote_id(psk, "\"@#01*\""), "a KEY_ID identity cannot contain '*'"},
+        {with_remote_id(psk, "\"*@bench.example\"", start),
+         "remote_id pattern \"*@bench.example\" cannot be used to initiate (start_action = \"start\")"},
+        {with_remote_id(psk, "[\"a.example\", \"b.example\"]", start),
+         "remote_id pattern \"a.example, b.example\" cannot be used to initiate"},
+        {with_remote_id(psk, "\"%any\"", start), "cannot be used to initiate"},
+    };
+    for (auto& c : cases) {
+        auto r = parse_config(c.text, "t.toml");
+        ASSERT_FALSE(r) << "accepted: " << c.text;
+        EXPECT_NE(r.error().message.find(c.expect), std::string::npos)
+            << "config:\n" << c.text << "\nerror: " << r.error().message << "\nexpected to contain: " << c.expect;
+        EXPECT_EQ(r.error().message.rfind("t.toml:6: gateway 'east' ", 0) == 0 ||
+                      r.error().message.rfind("t.toml:6: 'remote_id'", 0) == 0,
+                  true)
+            << r.error().message;
+    }
+    std::string many = "[";
+    for (int i = 0; i <= 64; ++i) many += (i ? ", \"" : "\"") + std::to_string(i) + ".example\"";
+    auto r = parse_config(with_remote_id(psk, many + "]"), "t.toml");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("'remote_id' has 65 entries, at most 64"), std::string::npos) << r.error().message;
 }
 
 TEST(Config, CliModeSkipsPsks) {

@@ -143,10 +143,56 @@ TEST(DaemonWiring, BadProposalNamesGateway) {
     GatewayEntry g;
     g.name = "x";
     g.local_id = "a.example";
-    g.remote_id = "b.example";
+    g.remote_id = {"b.example"};
     g.ike_proposals = "aes256gcm16-prfsha512-ecp999";
     auto r = to_gateway_config(g, DaemonSettings{});
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("gateway 'x': ike_proposals \"aes256gcm16-prfsha512-ecp999\""), std::string::npos)
         << r.error().message;
+}
+
+// remote_id lists and patterns reach the engine as one RemoteIdentity; the IKE layer's parser
+// refuses what the config parser let through only when called directly (no file to name then).
+TEST(DaemonWiring, RemoteIdListAndPattern) {
+    GatewayEntry g;
+    g.name = "bench";
+    g.local_id = "east.bench.test";
+    g.remote_id = {"west.bench.test", "bench-*.west.bench.test"};
+    auto r = to_gateway_config(g, DaemonSettings{});
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->remote_id.str(), "west.bench.test, bench-*.west.bench.test");
+    EXPECT_EQ(r->remote_id.exact(), nullptr);
+    EXPECT_TRUE(r->remote_id.match(*qkd::ike::Identity::parse("bench-7.west.bench.test")));
+    EXPECT_FALSE(r->remote_id.match(*qkd::ike::Identity::parse("bench-7.east.bench.test")));
+
+    g.remote_id = {"10.0.0.*"};
+    auto ip = to_gateway_config(g, DaemonSettings{});
+    ASSERT_FALSE(ip);
+    EXPECT_NE(ip.error().message.find("gateway 'bench': remote_id: \"10.0.0.*\": IP address identities"), std::string::npos)
+        << ip.error().message;
+
+    // An engine refuses to initiate with a pattern, and to auto-start with one.
+    g.remote_id = {"*@bench.test"};
+    g.psk = qkd::SecretBytes(32);
+    g.local_ts = {*parse_cidr("10.97.0.0/16")};
+    g.remote_ts = {*parse_cidr("10.98.1.0/24")};
+    auto gc = to_gateway_config(g, DaemonSettings{});
+    ASSERT_TRUE(gc) << gc.error().message;
+    Clock clock;
+    Wire wire;
+    Side side(0, wire, clock);
+    auto start = to_gateway_config(g, DaemonSettings{}).value();
+    start.name = "auto";
+    start.auto_start = true;
+    auto refused = side.engine.add_gateway(std::move(start));
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("remote_id pattern \"*@bench.test\" cannot be used to initiate"), std::string::npos)
+        << refused.error().message;
+    auto added = side.engine.add_gateway(std::move(*gc));
+    ASSERT_TRUE(added) << added.error().message;
+    auto init = side.engine.initiate("bench");
+    ASSERT_FALSE(init);
+    EXPECT_EQ(init.error().code, qkd::ike::EngineErrc::InvalidConfig);
+    EXPECT_NE(init.error().message.find("cannot be used to initiate"), std::string::npos) << init.error().message;
+    EXPECT_TRUE(wire.q.empty());
 }

@@ -27,6 +27,7 @@ inline constexpr std::size_t kMaxConfigBytes = 1 << 20;  // a config file larger
 inline constexpr std::size_t kMaxGateways = 256;
 inline constexpr std::size_t kMaxSelectors = 64;         // per side per gateway
 inline constexpr std::size_t kMaxPskBytes = 1024;
+inline constexpr std::size_t kMaxRemoteIds = 64;         // entries of one remote_id list
 
 struct Cidr {
     std::uint32_t addr = 0;  // IPv4, host byte order, already masked
@@ -58,7 +59,9 @@ struct GatewayEntry {
     std::uint16_t local_port = 500;
     std::uint16_t remote_port = 500;
     std::string local_id;
-    std::string remote_id;
+    // One identity, or (responder only) a list and/or '*' patterns: "*@bench.example",
+    // ["a.example", "b-*.example"], "%any". Default: remote_address. See qkd/ike/identity.hpp.
+    std::vector<std::string> remote_id;
     std::string psk_file;
     SecretBytes psk;  // read from psk_file
     std::string ike_proposals = "aes256gcm16-prfsha512-ecp521";

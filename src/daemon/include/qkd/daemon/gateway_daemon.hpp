@@ -34,6 +34,9 @@ public:
     void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
 
     Result<nlohmann::json, DaemonError> handle(const ControlRequest& req);
+    // As handle(), but an initiate with "wait" is answered when its IKE SA and child SA are up
+    // (or it failed).
+    void handle_deferred(const ControlRequest& req, ControlReply reply);
 
     // ike::EventSink
     void send_datagram(const ike::Endpoint& local, const ike::Endpoint& remote, std::span<const std::uint8_t> bytes) override;
@@ -59,6 +62,7 @@ private:
     void remove_policies(const std::string& gateway);
     void switch_to_successor(std::uint32_t old_spi_in);
     void remove_later(const dp::SaId& id, std::chrono::milliseconds after);
+    void finish_waiter(std::uint64_t ike_sa_id);
 
     boost::asio::io_context& io_;
     Config cfg_;
@@ -75,6 +79,15 @@ private:
     boost::asio::steady_timer shutdown_timer_;
     std::chrono::steady_clock::time_point shutdown_deadline_{};
     std::function<void()> shutdown_done_;
+    // Control requests "initiate" with "wait", by IKE SA id (at most kMaxControlClients live:
+    // one request per connection at a time).
+    struct Waiter {
+        std::string gateway;
+        ControlReply reply;
+        bool up = false;
+        std::string reason;
+    };
+    std::map<std::uint64_t, Waiter> waiters_;
 };
 
 }  // namespace qkd::daemon

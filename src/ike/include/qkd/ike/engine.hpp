@@ -23,6 +23,10 @@
 // Changes after first publication are listed here:
 //  - 12:50 child_sa_rekeyed semantics spelled out (old inbound stays until child_sa_down(old)).
 //  - 13:45 IKE SA rekey reports IkeSaEvent::Rekeyed for the new SA and no Down for the old one.
+//  - 16:30 GatewayConfig::remote_id is a RemoteIdentity (list / '*' patterns for responders; an
+//    Identity still converts); a responder picks the gateway in IKE_AUTH by IDi and IDr, so one
+//    gateway may hold IKE SAs of several peers; terminate(gateway) deletes all of them.
+//    initiate() returns the new IKE SA's id.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -37,6 +41,7 @@
 #include "qkd/common/result.hpp"
 #include "qkd/common/rng.hpp"
 #include "qkd/common/secret.hpp"
+#include "qkd/ike/identity.hpp"
 #include "qkd/ike/proposal.hpp"
 #include "qkd/ike/types.hpp"
 
@@ -49,8 +54,12 @@ struct GatewayConfig {
     std::string name;
     Endpoint local;   // port 500 (the engine moves to 4500 itself when a NAT is detected)
     Endpoint remote;  // port 500
-    Identity local_id, remote_id;
-    SecretBytes psk;  // read from a file by the daemon
+    Identity local_id;
+    // One exact identity (sent as IDr when we initiate), or, for a gateway that only responds, a
+    // list and/or '*' patterns (qkd/ike/identity.hpp). A responder picks the gateway for an
+    // IKE_AUTH request by IDi (and IDr), see "Gateway selection" in src/ike/README.md.
+    RemoteIdentity remote_id;
+    SecretBytes psk;  // read from a file by the daemon; one per gateway, also for a pattern
     std::vector<IkeProposal> ike_proposals;  // parse_ike_proposals("aes256gcm16-prfsha512-ecp521")
     std::vector<EspProposal> esp_proposals;  // parse_esp_proposals("aes256gcm16")
     std::vector<TrafficSelector> local_ts, remote_ts;
@@ -109,7 +118,7 @@ struct IkeSaInfo {
     bool initiator = false;  // original initiator of this IKE SA
     std::uint64_t spi_i = 0, spi_r = 0;
     Endpoint local, remote;
-    std::string local_id, remote_id;
+    std::string local_id, remote_id;  // once authenticated: the identities of this SA (else the config's)
     std::string algorithm;  // "PSK/DH21/AES256-GCM16"
     std::string proposal;   // "aes256gcm16-prfsha512-ecp521"
     bool nat_local = false, nat_remote = false;
@@ -164,7 +173,8 @@ public:
     Result<void, EngineError> add_gateway(GatewayConfig cfg);
     Result<void, EngineError> remove_gateway(std::string_view name);  // deletes its SAs first
 
-    Result<void, EngineError> initiate(std::string_view gateway);
+    // Starts IKE_SA_INIT; the value is the new IKE SA's id (IkeSaInfo::id, in its events).
+    Result<std::uint64_t, EngineError> initiate(std::string_view gateway);
     Result<void, EngineError> terminate(std::string_view gateway);
     Result<void, EngineError> rekey_ike(std::string_view gateway);
     Result<void, EngineError> rekey_child(std::string_view gateway);
@@ -175,6 +185,7 @@ public:
     void on_child_sa_expired(std::uint32_t spi_in, bool hard);
 
     std::vector<IkeSaInfo> list_ike_sas() const;
+    std::optional<IkeSaInfo> ike_sa_info(std::uint64_t id) const;  // one IKE SA (IkeSaInfo::id)
     std::vector<ChildSaInfo> list_child_sas() const;
     EngineStats stats() const;
 
