@@ -146,14 +146,27 @@ void GatewayDaemon::send_datagram(const ike::Endpoint& local, const ike::Endpoin
         spdlog::warn("IKE datagram {} -> {} ({} bytes) could not be sent", local.str(), remote.str(), bytes.size());
 }
 
-std::uint32_t GatewayDaemon::reqid_of(const std::string& gateway) const {
-    for (std::size_t i = 0; i < cfg_.gateways.size(); ++i)
-        if (cfg_.gateways[i].name == gateway) return static_cast<std::uint32_t>(i + 1);
-    return static_cast<std::uint32_t>(cfg_.gateways.size() + 1);
+std::uint32_t GatewayDaemon::reqid_for(const ike::ChildSaKeys& k) {
+    std::string key = k.ref.gateway + "|";
+    for (auto& t : k.local_ts) key += t.str() + ",";
+    key += "|";
+    for (auto& t : k.remote_ts) key += t.str() + ",";
+    if (auto it = reqids_.find(key); it != reqids_.end()) return it->second;
+    std::uint32_t reqid = 0;
+    for (std::size_t i = 0; i < cfg_.gateways.size() && !reqid; ++i)
+        if (cfg_.gateways[i].name == k.ref.gateway) reqid = static_cast<std::uint32_t>(i + 1);
+    for (auto& [other, r] : reqids_)
+        if (r == reqid) reqid = 0;  // the gateway's first reqid is taken by another selector set
+    if (!reqid) {
+        if (next_reqid_ == 0) next_reqid_ = static_cast<std::uint32_t>(cfg_.gateways.size() + 1);
+        reqid = next_reqid_++;
+    }
+    reqids_[key] = reqid;
+    return reqid;
 }
 
 void GatewayDaemon::install_policies(const ike::ChildSaKeys& k, std::uint32_t reqid) {
-    auto& installed = policies_[k.ref.gateway];
+    auto& installed = policies_[reqid];
     if (!installed.empty()) return;
     auto pols = to_policies(k, reqid);
     if (!pols) {
@@ -170,29 +183,36 @@ void GatewayDaemon::install_policies(const ike::ChildSaKeys& k, std::uint32_t re
     }
 }
 
-void GatewayDaemon::remove_policies(const std::string& gateway) {
-    auto it = policies_.find(gateway);
-    if (it == policies_.end()) return;
-    for (auto& p : it->second) (void)dp_->remove_policy(p);
-    policies_.erase(it);
+// The last child SA of a reqid is gone: its policies and the reqid go too.
+void GatewayDaemon::release_reqid(std::uint32_t reqid) {
+    for (auto& [k, c] : children_)
+        if (c.reqid == reqid) return;
+    if (auto it = policies_.find(reqid); it != policies_.end()) {
+        for (auto& p : it->second) (void)dp_->remove_policy(p);
+        policies_.erase(it);
+    }
+    std::erase_if(reqids_, [reqid](const auto& e) { return e.second == reqid; });
 }
 
 void GatewayDaemon::child_sa_up(const ike::ChildSaKeys& k) {
-    const auto reqid = reqid_of(k.ref.gateway);
+    const auto reqid = reqid_for(k);
     auto pair = to_sa_pair(k, SaConvertOptions{reqid, kernel_lifetimes_});
     if (!pair) {
         spdlog::error("gateway {}: child SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), pair.error().message);
+        release_reqid(reqid);
         return;
     }
-    Child c{k.ref.gateway, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
+    Child c{k.ref.gateway, reqid, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
             dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}, std::nullopt, 0};
     if (auto r = dp_->install_sa(std::move(pair->in)); !r) {
         spdlog::error("gateway {}: inbound SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), r.error().message);
+        release_reqid(reqid);
         return;
     }
     if (auto r = dp_->install_sa(std::move(pair->out)); !r) {
         spdlog::error("gateway {}: outbound SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_out), r.error().message);
         (void)dp_->remove_sa(c.in);
+        release_reqid(reqid);
         return;
     }
     children_[k.ref.spi_in] = std::move(c);
@@ -218,13 +238,13 @@ void GatewayDaemon::child_sa_rekeyed(const ike::ChildSaRef& old_sa, const ike::C
         child_sa_up(k);
         return;
     }
-    const auto reqid = reqid_of(k.ref.gateway);
+    const auto reqid = it->second.reqid;  // the successor takes over the old SA's traffic
     auto pair = to_sa_pair(k, SaConvertOptions{reqid, kernel_lifetimes_});
     if (!pair) {
         spdlog::error("gateway {}: rekeyed child SA {}: {}", k.ref.gateway, spi_hex(k.ref.spi_in), pair.error().message);
         return;
     }
-    Child c{k.ref.gateway, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
+    Child c{k.ref.gateway, reqid, dp::SaId{dp::Direction::inbound, k.ref.spi_in, pair->in.outer_dst},
             dp::SaId{dp::Direction::outbound, k.ref.spi_out, pair->out.outer_dst}, std::nullopt, 0};
     if (auto r = dp_->install_sa(std::move(pair->in)); !r) {
         spdlog::error("gateway {}: rekey {} -> {}: inbound SA: {}", k.ref.gateway, spi_hex(old_sa.spi_in), spi_hex(k.ref.spi_in),
@@ -274,10 +294,9 @@ void GatewayDaemon::child_sa_down(const ike::ChildSaRef& ref) {
         (void)dp_->remove_sa(it->second.in);
     }
     auto gw = it->second.gateway;
+    const auto reqid = it->second.reqid;
     children_.erase(it);
-    bool more = false;
-    for (auto& [k, c] : children_) more |= c.gateway == gw;
-    if (!more) remove_policies(gw);
+    release_reqid(reqid);
     spdlog::info("gateway {}: child SA {} / {} {}", gw, spi_hex(ref.spi_in), spi_hex(ref.spi_out), rekeyed ? "retired after rekey" : "down");
 }
 

@@ -25,6 +25,12 @@ TEST(ControlDecode, ValidRequests) {
     ASSERT_TRUE(again);
     EXPECT_EQ(again->gateway, "east");
     EXPECT_EQ(again->what, RekeyWhat::ike);
+    auto w = decode_request(R"({"cmd":"initiate","gateway":"east","wait":true})");
+    ASSERT_TRUE(w);
+    EXPECT_TRUE(w->wait);
+    EXPECT_TRUE(decode_request(encode_request(*w).dump())->wait);
+    EXPECT_FALSE(i->wait);
+    EXPECT_FALSE(encode_request(*i).contains("wait"));
 }
 
 TEST(ControlDecode, Rejections) {
@@ -41,6 +47,8 @@ TEST(ControlDecode, Rejections) {
         {R"({"cmd":"initiate","gateway":""})", "gateway name"},
         {R"({"cmd":"show-ike-sa","gateway":"x"})", "unexpected field \"gateway\""},
         {R"({"cmd":"rekey","gateway":"x","what":"all"})", "\"child\" or \"ike\""},
+        {R"({"cmd":"initiate","gateway":"x","wait":"yes"})", "\"wait\" must be true or false"},
+        {R"({"cmd":"terminate","gateway":"x","wait":true})", "unexpected field \"wait\""},
         {std::string(kMaxControlLine + 1, ' '), "at most"},
     };
     for (auto& c : cases) {
@@ -159,4 +167,48 @@ TEST(UdpSockets, LoopbackRoundTrip) {
     EXPECT_EQ(got, msg);
     EXPECT_EQ(from.port, pb);
     EXPECT_FALSE(b.send({lo, 1}, {lo, pa}, msg));  // no socket on that port
+}
+
+// A deferred answer: the handler keeps the reply and answers later on the io_context (as
+// qkdgated does for "initiate" with "wait"); the connection then carries the next request.
+TEST(ControlServer, DeferredAnswer) {
+    boost::asio::io_context io;
+    std::string path = "/tmp/qkd-ctl-test-" + std::to_string(::getpid()) + "-d/ctl.sock";
+    boost::asio::steady_timer later(io);
+    ControlServer srv(io, path, DeferredControlHandler{[&](const ControlRequest& r, ControlReply reply) {
+        if (!r.wait) {
+            reply(nlohmann::json{{"now", true}});
+            return;
+        }
+        later.expires_after(std::chrono::milliseconds(50));
+        later.async_wait([reply, gw = r.gateway](boost::system::error_code) {
+            reply(nlohmann::json{{"up", gw}});
+            reply(qkd::Err{DaemonError{Errc::engine, "a second answer is ignored"}});
+        });
+    }});
+    auto st = srv.start();
+    ASSERT_TRUE(st) << st.error().message;
+    std::thread t([&] { io.run(); });
+
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    std::string two = "{\"cmd\":\"initiate\",\"gateway\":\"east\",\"wait\":true}\n{\"cmd\":\"show-ike-sa\"}\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(::write(fd, two.data(), two.size()), static_cast<ssize_t>(two.size()));
+    std::string got;
+    char buf[1024];
+    while (std::count(got.begin(), got.end(), '\n') < 2) {
+        auto n = ::read(fd, buf, sizeof buf);
+        ASSERT_GT(n, 0);
+        got.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(50));
+    EXPECT_EQ(got, "{\"ok\":true,\"result\":{\"up\":\"east\"}}\n{\"ok\":true,\"result\":{\"now\":true}}\n");
+    ::close(fd);
+
+    boost::asio::post(io, [&] { srv.stop(); io.stop(); });
+    t.join();
 }

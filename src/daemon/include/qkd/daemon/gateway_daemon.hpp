@@ -48,6 +48,7 @@ public:
 private:
     struct Child {
         std::string gateway;
+        std::uint32_t reqid = 0;
         dp::SaId in, out;
         // After a rekey of this SA: the successor's outbound SA, installed (and so made the one
         // carrying traffic) once the old SA is deleted (see child_sa_rekeyed).
@@ -57,9 +58,9 @@ private:
     void on_udp(const UdpAddr& local, const UdpAddr& remote, std::span<const std::uint8_t> data);
     void arm_timer();
     void shutdown_poll();
-    std::uint32_t reqid_of(const std::string& gateway) const;
+    std::uint32_t reqid_for(const ike::ChildSaKeys& k);
     void install_policies(const ike::ChildSaKeys& k, std::uint32_t reqid);
-    void remove_policies(const std::string& gateway);
+    void release_reqid(std::uint32_t reqid);
     void switch_to_successor(std::uint32_t old_spi_in);
     void remove_later(const dp::SaId& id, std::chrono::milliseconds after);
     void finish_waiter(std::uint64_t ike_sa_id);
@@ -74,7 +75,12 @@ private:
     boost::asio::steady_timer timer_;
     std::optional<ike::TimePoint> armed_;
     std::map<std::uint32_t, Child> children_;                         // by spi_in
-    std::map<std::string, std::vector<dp::PolicySpec>> policies_;     // by gateway
+    // One reqid (policies + the newest outbound SA carry the traffic, see dataplane.hpp) per
+    // gateway and selector set: a gateway whose remote_id is a pattern serves several peers, each
+    // with its own selectors and SAs. The first set of a gateway gets its index + 1.
+    std::map<std::string, std::uint32_t> reqids_;                    // "gateway|local_ts|remote_ts" -> reqid
+    std::uint32_t next_reqid_ = 0;
+    std::map<std::uint32_t, std::vector<dp::PolicySpec>> policies_;  // by reqid
     bool kernel_lifetimes_ = false;
     boost::asio::steady_timer shutdown_timer_;
     std::chrono::steady_clock::time_point shutdown_deadline_{};
