@@ -77,7 +77,10 @@ std::string socket_path(const GlobalOptions& opts) {
 }
 
 int call(GlobalOptions& opts, const ControlRequest& req, json& out) {
-    auto r = qkd::daemon::control_call(socket_path(opts), req);
+    // initiate --wait: the daemon answers once the SA is up or failed, within kControlWaitTimeout.
+    const auto timeout = req.wait ? std::chrono::milliseconds(qkd::daemon::kControlWaitTimeout) + std::chrono::seconds(5)
+                                  : std::chrono::milliseconds(std::chrono::seconds(30));
+    auto r = qkd::daemon::control_call(socket_path(opts), req, timeout);
     if (!r) {
         std::cerr << "qkdgate: " << r.error().message << "\n";
         return r.error().code == qkd::daemon::Errc::engine ? 1 : 2;
@@ -154,8 +157,14 @@ void register_ike_commands(CLI::App& app, GlobalOptions& opts) {
     static bool rekey_ike = false;
     auto* init = app.add_subcommand("initiate", "bring up the IKE SA and child SAs of a gateway");
     init->add_option("GATEWAY", gw, "gateway name from the config")->required();
+    static bool wait = false;
+    init->add_flag("--wait", wait, "answer once the IKE SA is established (exit 0) or has failed (exit 1), at most 60 s");
     init->add_flag("--json", opts.json, "machine-readable JSON output");
-    init->callback([&opts] { action(opts, ControlRequest{ControlCmd::initiate, gw, {}}); });
+    init->callback([&opts] {
+        ControlRequest req{ControlCmd::initiate, gw, {}};
+        req.wait = wait;
+        action(opts, req);
+    });
 
     auto* term = app.add_subcommand("terminate", "delete the IKE SA (and its child SAs) of a gateway");
     term->add_option("GATEWAY", gw, "gateway name from the config")->required();
