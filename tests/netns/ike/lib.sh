@@ -78,45 +78,22 @@ netns_up() {
   nsx "$NS_W" ping -c1 -W2 $IP_E >/dev/null || fail "veth link west -> east does not work"
 }
 
+. "$(dirname "${BASH_SOURCE[0]}")/gw_common.sh"
+
 # write_config SIDE [extra gateway lines...]
 write_config() {
   local side=$1; shift
-  local la ra lid rid lts rts
-  if [ "$side" = west ]; then la=$IP_W ra=$IP_E lid=west.qkdgate.test rid=east.qkdgate.test lts=$NET_W rts=$NET_E
-  else la=$IP_E ra=$IP_W lid=east.qkdgate.test rid=west.qkdgate.test lts=$NET_E rts=$NET_W; fi
-  mkdir -p "$WORK/$side"
-  (umask 077; echo "0x5f1c2e8d9a0b4c3d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5" > "$WORK/$side/psk")
-  cat > "$WORK/$side/qkdgate.toml" <<EOT
-[daemon]
-control_socket = "$WORK/$side/ctl.sock"
-log_level = "${QKDGT_LOG_LEVEL:-info}"
-dataplane = "userspace"
-tun_name = "qkd0"
-
-[[gateway]]
-name = "peer"
-local_address = "$la"
-remote_address = "$ra"
-local_id = "$lid"
-remote_id = "$rid"
-psk_file = "$WORK/$side/psk"
-ike_proposals = "aes256gcm16-prfsha512-ecp521"
-esp_proposals = "${QKDGT_ESP:-aes256gcm16}"
-local_ts = ["$lts"]
-remote_ts = ["$rts"]
-$(printf '%s\n' "$@")
-EOT
+  if [ "$side" = west ]; then
+    gw_write_config west "$IP_W" "$IP_E" west.qkdgate.test '"east.qkdgate.test"' "$NET_W" "$NET_E" "$@"
+  else
+    gw_write_config east "$IP_E" "$IP_W" east.qkdgate.test '"west.qkdgate.test"' "$NET_E" "$NET_W" "$@"
+  fi
 }
 
 start_gw() {
-  local side=$1 ns
-  ns=$(ns_of "$side")
+  local side=$1
   [ -f "$WORK/$side/qkdgate.toml" ] || write_config "$side"
-  # Not through the nsx function: `ip netns exec` execs the daemon, so $! is the daemon itself.
-  ip netns exec "$ns" "$QKDGATED" -c "$WORK/$side/qkdgate.toml" --foreground >"$WORK/$side/qkdgated.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do [ -S "$WORK/$side/ctl.sock" ] && return 0; kill -0 "${PIDS[-1]}" 2>/dev/null || break; sleep 0.1; done
-  fail "qkdgated ($side) did not open its control socket"
+  gw_start "$side" "$(ns_of "$side")"
 }
 
 # qg SIDE ARGS...: the CLI against one side's daemon

@@ -79,44 +79,12 @@ for s in r1 r2; do
   [ -n "$ok" ] || fail "outer link $s -> hub does not work"
 done
 
-# ---- configuration: one PSK for the whole trust domain
-PSK="0x5f1c2e8d9a0b4c3d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5"
-write_config() {  # write_config SIDE LOCAL_ADDR REMOTE_ADDR LOCAL_ID REMOTE_ID LOCAL_TS REMOTE_TS
-  local side=$1
-  mkdir -p "$WORK/$side"
-  (umask 077; echo "$PSK" > "$WORK/$side/psk")
-  cat > "$WORK/$side/qkdgate.toml" <<EOT
-[daemon]
-control_socket = "$WORK/$side/ctl.sock"
-log_level = "${QKDGT_LOG_LEVEL:-info}"
-dataplane = "userspace"
-tun_name = "qkd0"
-
-[[gateway]]
-name = "peer"
-local_address = "$2"
-remote_address = "$3"
-local_id = "$4"
-remote_id = $5
-psk_file = "$WORK/$side/psk"
-ike_proposals = "aes256gcm16-prfsha512-ecp521"
-esp_proposals = "aes256gcm16"
-local_ts = ["$6"]
-remote_ts = ["$7"]
-EOT
-}
-write_config hub "${OUTER[hub]}" 0.0.0.0 hub.peers.test '"*.peers.test"' "${NET[hub]}" 10.98.0.0/16
-write_config r1 "${OUTER[r1]}" "${OUTER[hub]}" r1.peers.test '"hub.peers.test"' "${NET[r1]}" "${NET[hub]}"
-write_config r2 "${OUTER[r2]}" "${OUTER[hub]}" r2.peers.test '"hub.peers.test"' "${NET[r2]}" "${NET[hub]}"
-
-start_gw() {
-  local side=$1
-  # `ip netns exec` execs the daemon, so $! is the daemon itself.
-  ip netns exec "${NS[$side]}" "$QKDGATED" -c "$WORK/$side/qkdgate.toml" --foreground >"$WORK/$side/qkdgated.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do [ -S "$WORK/$side/ctl.sock" ] && return 0; kill -0 "${PIDS[-1]}" 2>/dev/null || break; sleep 0.1; done
-  fail "qkdgated ($side) did not open its control socket"
-}
+# ---- configuration: one PSK for the whole trust domain (gw_common.sh)
+. "$(dirname "$0")/gw_common.sh"
+gw_write_config hub "${OUTER[hub]}" 0.0.0.0 hub.peers.test '"*.peers.test"' "${NET[hub]}" 10.98.0.0/16
+gw_write_config r1 "${OUTER[r1]}" "${OUTER[hub]}" r1.peers.test '"hub.peers.test"' "${NET[r1]}" "${NET[hub]}"
+gw_write_config r2 "${OUTER[r2]}" "${OUTER[hub]}" r2.peers.test '"hub.peers.test"' "${NET[r2]}" "${NET[hub]}"
+start_gw() { gw_start "$1" "${NS[$1]}"; }
 qg() { local side=$1; shift; nsx "${NS[$side]}" "$QKDGATE" -s "$WORK/$side/ctl.sock" "$@"; }
 
 # hub_ike_ids: the remote_id of every established IKE SA on the hub, sorted, space separated
