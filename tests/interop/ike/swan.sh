@@ -3,7 +3,7 @@
 # shared/tools/ike-peers: charon-systemd (writes no pid file, so instances do not collide), own
 # strongswan.conf via STRONGSWAN_CONF, own vici socket, kernel-libipsec for userspace ESP (this
 # kernel has no ESP), which always UDP-encapsulates ESP (encap = yes).
-SWAN_PSK="0x5f1c2e8d9a0b4c3d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5"  # = lib.sh write_config
+SWAN_PSK="0x5f1c2e8d9a0b4c3d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5"  # = gw_common.sh gw_write_config
 
 require_swan() {
   command -v charon-systemd >/dev/null || [ -x /usr/sbin/charon-systemd ] || skip "strongSwan not installed (charon-systemd, package charon-systemd)"
