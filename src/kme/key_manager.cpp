@@ -196,6 +196,26 @@ etsi014::KeyContainer KeyManager::materialise(const KeyStream& stream, const std
     return c;
 }
 
+std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops) {
+    // Fresh key IDs and offsets; if the range passes the durable high-water mark, the caller must
+    // commit `ops` (a new mark kHwmChunkBytes ahead) before any of these keys is used.
+    std::vector<SyncKey> keys(n);
+    std::lock_guard lk(link.mu);
+    for (auto& k : keys) {
+        k.key_ID = uuid_random_v4();
+        k.offset = link.next_offset;
+        k.bits = bits;
+        link.next_offset += bits / 8;
+    }
+    if (link.next_offset > link.committed_end) ops.push_back(op::SetHwm{link.out.label(), link.next_offset + kHwmChunkBytes});
+    return keys;
+}
+
+void KeyManager::mark_durable(Link& link, const std::vector<SyncKey>& keys) {
+    std::lock_guard lk(link.mu);
+    for (const auto& k : keys) link.committed_end = std::max(link.committed_end, k.offset + k.bits / 8 + kHwmChunkBytes);
+}
+
 void KeyManager::get_key(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req, KeysCallback done) {
     std::int64_t number = 0, size = 0;
     std::vector<std::string> slaves;
@@ -212,19 +232,8 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
         return done(Err{server(fmt::format("not enough key material on link {}: {} bits requested, {:.0f} available",
                                            link->out.label(), bytes * 8, link->pool.available(clock_.now())))});
 
-    // Allocate offsets; if the range passes the durable high-water mark, persist a new one first.
     std::vector<Op> ops;
-    std::vector<SyncKey> keys(static_cast<std::size_t>(number));
-    {
-        std::lock_guard lk(link->mu);
-        for (auto& k : keys) {
-            k.key_ID = uuid_random_v4();
-            k.offset = link->next_offset;
-            k.bits = static_cast<std::uint32_t>(size);
-            link->next_offset += static_cast<std::uint64_t>(size / 8);
-        }
-        if (link->next_offset > link->committed_end) ops.push_back(op::SetHwm{link->out.label(), link->next_offset + kHwmChunkBytes});
-    }
+    std::vector<SyncKey> keys = allocate(*link, static_cast<std::size_t>(number), static_cast<std::uint32_t>(size), ops);
     std::vector<std::string> local_slaves, remote_slaves;
     for (const auto& s : slaves) (is_local_sae(s) ? local_slaves : remote_slaves).push_back(s);
     const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
@@ -255,10 +264,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     };
     auto after_commit = [this, link, keys, caller, remote_slaves, expires, peer_kme, finish](bool ok) {
         if (!ok) return finish(std::string(msg::kKeyDataAccess));
-        {
-            std::lock_guard lk(link->mu);
-            for (const auto& k : keys) link->committed_end = std::max(link->committed_end, k.offset + k.bits / 8 + kHwmChunkBytes);
-        }
+        mark_durable(*link, keys);
         if (remote_slaves.empty()) return finish("");
         SyncRequest sr{cfg_.kme_id, link->out.label(), caller, remote_slaves, expires, keys};
         peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish](std::string e) {
@@ -342,17 +348,7 @@ void KeyManager::refill(Prefetch& pf) {
     };
     if (n == 0 || !link->pool.take(static_cast<double>(n) * pf.bits, clock_.now())) return stop();  // requests will report the shortage
     std::vector<Op> ops;
-    std::vector<SyncKey> keys(n);
-    {
-        std::lock_guard lk(link->mu);
-        for (auto& k : keys) {
-            k.key_ID = uuid_random_v4();
-            k.offset = link->next_offset;
-            k.bits = pf.bits;
-            link->next_offset += pf.bits / 8;
-        }
-        if (link->next_offset > link->committed_end) ops.push_back(op::SetHwm{link->out.label(), link->next_offset + kHwmChunkBytes});
-    }
+    std::vector<SyncKey> keys = allocate(*link, n, pf.bits, ops);
     keys_prefetched += n;
     const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
     auto reserved = [this, &pf, keys](std::string err) {
@@ -377,10 +373,7 @@ void KeyManager::refill(Prefetch& pf) {
             pf.refilling = false;
             return;
         }
-        {
-            std::lock_guard lk(link->mu);
-            for (const auto& k : keys) link->committed_end = std::max(link->committed_end, k.offset + k.bits / 8 + kHwmChunkBytes);
-        }
+        mark_durable(*link, keys);
         SyncRequest sr{cfg_.kme_id, link->out.label(), pf.master, pf.slaves, expires, keys};
         peer_clients_.at(pf.peer_kme)->reserve(std::move(sr), reserved);
     };
