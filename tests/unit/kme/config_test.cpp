@@ -46,6 +46,10 @@ TEST(KmeConfig, ParsesAndResolvesPathsRelativeToTheFile) {
     EXPECT_DOUBLE_EQ(c.peers[0].link.key_rate_bps, 5000);
     ASSERT_EQ(c.peers[0].link.outages.size(), 1u);
     EXPECT_DOUBLE_EQ(c.peers[0].link.outages[0].every_s, 60);
+    EXPECT_EQ(c.peers[0].prefetch_keys, 256u);  // on by default from TOML
+    auto off = parse_config(std::string(kGood).replace(std::string(kGood).find("key_rate = 5000"), 15, "key_rate = 5000\nprefetch_keys = 0"),
+                            "/etc/kme/a.toml");
+    EXPECT_EQ(off.peers[0].prefetch_keys, 0u);
 }
 
 TEST(KmeConfig, ErrorsNameFileKeyAndExpectation) {
@@ -61,6 +65,10 @@ TEST(KmeConfig, ErrorsNameFileKeyAndExpectation) {
         {std::string(kGood) + "\n[identity]\nrule = \"serial\"\n", "expected san_uri, san_dns, cn or fingerprint"},
         {std::string(kGood) + "\n[[sae]]\nid = \"SAE_B\"\n", "SAE ID \"SAE_B\" is already attached"},
         {std::string(kGood).replace(std::string(kGood).find("https://"), 8, "http://"), "key 'peer[0].url': expected https://"},
+        {std::string(kGood).replace(std::string(kGood).find("key_rate = 5000"), 15, "key_rate = 5000\nprefetch_keys = 5000"),
+         "key 'peer[0].prefetch_keys': must be between 0 and 4096"},
+        {std::string(kGood).replace(std::string(kGood).find("key_rate = 5000"), 15, "key_rate = 5000\nprefetch_keys = -1"),
+         "key 'peer[0].prefetch_keys'"},
     };
     for (const auto& c : cases) {
         auto e = error_of(c.text);
