@@ -5,7 +5,13 @@
 //   paced   : the KME pairs at half the measured maximum rate, for the p99 latency target
 //   handshake: new TLS handshakes per second (fresh connection + Get status each time)
 // and prints the ratios. Each phase uses the same client code so only the server differs.
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -36,45 +42,52 @@ struct Identity {
     std::string cert, key;
 };
 
-struct Conn {
-    asio::io_context io;
+// One TLS client context per identity, shared by the connections of all threads (an SSL_CTX may
+// be used from several threads). Session resumption is off, so every connect is a full handshake.
+struct ClientCtx {
     asio::ssl::context ctx{asio::ssl::context::tls_client};
-    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> s;
-    beast::flat_buffer buf;
-    std::uint16_t port;
-    std::uint64_t handshakes = 0;
-
-    Conn(const std::string& ca, const Identity& id, std::uint16_t p) : port(p) {
+    ClientCtx(const std::string& ca, const Identity& id) {
         ctx.load_verify_file(ca);
         ctx.use_certificate_chain_file(id.cert);
         ctx.use_private_key_file(id.key, asio::ssl::context::pem);
         ctx.set_verify_mode(asio::ssl::verify_peer);
-        SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);  // full handshakes when counted
+        SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);
     }
-    void connect() {
-        s = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, ctx);
-        beast::get_lowest_layer(*s).connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+};
+
+// A keep-alive mTLS connection driven by a coroutine on its thread's event loop.
+struct Conn {
+    asio::io_context& io;
+    ClientCtx& cc;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> s;
+    beast::flat_buffer buf;
+    std::uint16_t port;
+
+    Conn(asio::io_context& i, ClientCtx& c, std::uint16_t p) : io(i), cc(c), port(p) {}
+    asio::awaitable<void> connect() {
+        s = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, cc.ctx);
+        co_await beast::get_lowest_layer(*s).async_connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                                           asio::use_awaitable);
         beast::get_lowest_layer(*s).socket().set_option(asio::ip::tcp::no_delay(true));
-        s->handshake(asio::ssl::stream_base::client);
-        ++handshakes;
+        co_await s->async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
         buf.clear();
     }
-    std::string request(http::verb v, const std::string& target, const std::string& body = {}) {
-        if (!s) connect();
+    asio::awaitable<std::string> request(http::verb v, std::string target, std::string body = {}) {
+        if (!s) co_await connect();
         http::request<http::string_body> req{v, target, 11};
         req.set(http::field::host, "127.0.0.1");
         if (!body.empty()) {
             req.set(http::field::content_type, "application/json");
-            req.body() = body;
+            req.body() = std::move(body);
         }
         req.keep_alive(true);
         req.prepare_payload();
-        http::write(*s, req);
+        co_await http::async_write(*s, req, asio::use_awaitable);
         http::response<http::string_body> res;
-        http::read(*s, buf, res);
+        co_await http::async_read(*s, buf, res, asio::use_awaitable);
         if (res.result() != http::status::ok) throw std::runtime_error(fmt::format("HTTP {} for {}: {}", res.result_int(), target, res.body()));
         if (!res.keep_alive()) s.reset();
-        return std::move(res.body());
+        co_return std::move(res.body());
     }
 };
 
@@ -129,44 +142,85 @@ std::vector<int> parse_pids(const char* s) {
     return out;
 }
 
-// Runs `op(conn_index)` on `conns` threads for `seconds`; `interval` > 0 paces each thread.
+// Generator threads (QKD_BENCH_THREADS, default 2): each runs an event loop with its share of the
+// connections, as wrk and h2load do; a thread per connection would make the generator itself the
+// main source of context switches on a 2-core machine.
+int generator_threads(int conns) {
+    const char* t = std::getenv("QKD_BENCH_THREADS");
+    return std::clamp(t ? std::atoi(t) : 2, 1, std::max(1, conns));
+}
+
+// Runs `op(state)` in a loop on each of `conns` connections for `seconds`; `interval` > 0 paces
+// each connection (one operation per interval, start times spread evenly). `setup(i, io)` makes
+// connection i's state on its thread's io_context. Every connection first runs `op` once untimed
+// (TLS handshakes, first allocations), and the measured window starts when all have: the figures
+// describe the steady state of keep-alive connections, not their set-up (the handshake phase
+// measures that). Latency is timed from the start of each operation to its end.
 template <class Setup, class Op>
 Stats run(int conns, double seconds, Setup setup, Op op, std::chrono::microseconds interval = {}, const std::vector<int>& server_pids = {}) {
     Stats total;
-    const double s0 = cpu_seconds(server_pids), c0 = self_cpu_seconds();
-    std::vector<double> each0;
-    for (int pid : server_pids) each0.push_back(cpu_seconds({pid}));
     std::mutex mu;
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop{false}, go{false};
+    std::atomic<int> ready{0};
+    const int nthreads = generator_threads(conns);
     std::vector<std::thread> th;
-    auto t0 = Clock::now();
-    for (int i = 0; i < conns; ++i)
-        th.emplace_back([&, i] {
-            auto state = setup(i);
+    Clock::time_point t0;
+    for (int t = 0; t < nthreads; ++t)
+        th.emplace_back([&, t] {
+            asio::io_context io(1);
             Stats st;
-            auto next = Clock::now() + std::chrono::microseconds(interval.count() * i / std::max(1, conns));
-            while (!stop) {
-                if (interval.count()) {
-                    std::this_thread::sleep_until(next);
-                    next += interval;
-                }
-                auto a = Clock::now();
-                try {
-                    op(*state);
-                    st.lat_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
-                    ++st.ops;
-                } catch (const std::exception& e) {
-                    if (++st.errors < 3) std::cerr << "bench: " << e.what() << "\n";
-                }
+            for (int i = t; i < conns; i += nthreads) {
+                asio::co_spawn(
+                    io,
+                    [&, i]() -> asio::awaitable<void> {
+                        auto state = setup(i, io);
+                        asio::steady_timer timer(io);
+                        try {
+                            co_await op(*state);  // untimed warm-up
+                        } catch (const std::exception& e) {
+                            std::cerr << "bench: warm-up: " << e.what() << "\n";
+                            ++st.errors;
+                        }
+                        ++ready;
+                        while (!go) {
+                            timer.expires_after(std::chrono::microseconds(200));
+                            co_await timer.async_wait(asio::use_awaitable);
+                        }
+                        auto next = t0 + std::chrono::microseconds(interval.count() * i / std::max(1, conns));
+                        while (!stop) {
+                            if (interval.count()) {
+                                timer.expires_at(next);
+                                co_await timer.async_wait(asio::use_awaitable);
+                                next += interval;
+                            }
+                            auto a = Clock::now();
+                            try {
+                                co_await op(*state);
+                                st.lat_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+                                ++st.ops;
+                            } catch (const std::exception& e) {
+                                if (++st.errors < 3) std::cerr << "bench: " << e.what() << "\n";
+                                state = setup(i, io);  // a fresh connection after an error
+                            }
+                        }
+                    },
+                    asio::detached);
             }
+            io.run();
             std::lock_guard lk(mu);
             total.ops += st.ops;
             total.errors += st.errors;
             total.lat_us.insert(total.lat_us.end(), st.lat_us.begin(), st.lat_us.end());
         });
+    while (ready < conns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const double s0 = cpu_seconds(server_pids), c0 = self_cpu_seconds();
+    std::vector<double> each0;
+    for (int pid : server_pids) each0.push_back(cpu_seconds({pid}));
+    t0 = Clock::now();
+    go = true;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     stop = true;
-    for (auto& t : th) t.join();
+    for (auto& t : th) t.join();  // each connection finishes the operation it is in
     total.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     total.server_cpu = cpu_seconds(server_pids) - s0;
     total.client_cpu = self_cpu_seconds() - c0;
@@ -195,10 +249,12 @@ int main(int argc, char** argv) {
 
     // Latency of each half of a pair (Get key at KME_A, Get key with key IDs at KME_B), per phase.
     std::mutex split_mu;
-    std::vector<double> enc_us, dec_us;
+    std::vector<double> enc_us, dec_us, start_s;
     struct Pair {
         std::unique_ptr<Conn> a, b;
-        std::vector<double> enc_us, dec_us;
+        std::vector<double> enc_us, dec_us, start_s;
+        std::vector<double>* start_out = nullptr;
+        bool warm = false;  // the first operation (run's untimed warm-up) is not recorded
         std::mutex* mu = nullptr;
         std::vector<double>* enc_out = nullptr;
         std::vector<double>* dec_out = nullptr;
@@ -206,28 +262,41 @@ int main(int argc, char** argv) {
             std::lock_guard lk(*mu);
             enc_out->insert(enc_out->end(), enc_us.begin(), enc_us.end());
             dec_out->insert(dec_out->end(), dec_us.begin(), dec_us.end());
+            start_out->insert(start_out->end(), start_s.begin(), start_s.end());
         }
     };
-    auto pair_setup = [&](int) {
+    ClientCtx ctx_a(ca, sae_a), ctx_b(ca, sae_b);
+    auto pair_setup = [&](int, asio::io_context& io) {
         auto p = std::make_unique<Pair>();
-        p->a = std::make_unique<Conn>(ca, sae_a, pa);
-        p->b = std::make_unique<Conn>(ca, sae_b, pb);
+        p->a = std::make_unique<Conn>(io, ctx_a, pa);
+        p->b = std::make_unique<Conn>(io, ctx_b, pb);
         p->mu = &split_mu;
         p->enc_out = &enc_us;
         p->dec_out = &dec_us;
+        p->start_out = &start_s;
         return p;
     };
-    auto pair_op = [](Pair& p) {
+    auto pair_op = [](Pair& p) -> asio::awaitable<void> {
         const auto t0 = Clock::now();
-        auto enc = nlohmann::json::parse(p.a->request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})"));
+        auto enc = nlohmann::json::parse(co_await p.a->request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})"));
         auto id = enc["keys"][0]["key_ID"].get<std::string>();
         const auto t1 = Clock::now();
-        p.b->request(http::verb::post, "/api/v1/keys/SAE_A/dec_keys", R"({"key_IDs":[{"key_ID":")" + id + "\"}]}");
+        co_await p.b->request(http::verb::post, "/api/v1/keys/SAE_A/dec_keys", R"({"key_IDs":[{"key_ID":")" + id + "\"}]}");
+        if (!std::exchange(p.warm, true)) co_return;
         p.enc_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
         p.dec_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t1).count());
+        p.start_s.push_back(std::chrono::duration<double>(t0.time_since_epoch()).count());
     };
     // The static body has the size of a one-key container.
-    auto sample = Conn(ca, sae_a, pa).request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})");
+    std::string sample;
+    {
+        asio::io_context io;
+        Conn c(io, ctx_a, pa);
+        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+            sample = co_await c.request(http::verb::post, "/api/v1/keys/SAE_B/enc_keys", R"({"number":1,"size":256})");
+        }, asio::detached);
+        io.run();
+    }
     std::ofstream(dir + "/static.json") << sample;  // run.sh serves this file with nginx
 
     const int rounds = std::getenv("QKD_BENCH_ROUNDS") ? std::max(1, std::atoi(std::getenv("QKD_BENCH_ROUNDS"))) : 3;
@@ -237,8 +306,27 @@ int main(int argc, char** argv) {
     // Server processes whose CPU time is reported (run.sh sets these): both KMEs, nginx workers.
     const auto kme_pids = parse_pids(std::getenv("QKD_BENCH_KME_PIDS"));
     const auto nginx_pids = parse_pids(std::getenv("QKD_BENCH_NGINX_PIDS"));
-    auto static_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, nginx_port); };
-    auto static_op = [](Conn& c) { c.request(http::verb::get, "/static.json"); };
+    auto static_setup = [&](int, asio::io_context& io) { return std::make_unique<Conn>(io, ctx_a, nginx_port); };
+    auto static_op = [](Conn& c) -> asio::awaitable<void> { co_await c.request(http::verb::get, "/static.json"); };
+    // QKD_BENCH_PACED_ONLY=PAIRS_PER_S: only the paced KME phase at that rate (for profiling the
+    // latency tail: the KMEs' metrics then describe that phase alone).
+    if (const char* only = std::getenv("QKD_BENCH_PACED_ONLY")) {
+        const auto every = std::chrono::microseconds(static_cast<long>(1e6 * conns / std::max(1.0, std::atof(only))));
+        auto p = run(conns, secs, pair_setup, pair_op, every, kme_pids);
+        Stats e, d;
+        e.lat_us = enc_us;
+        d.lat_us = dec_us;
+        std::cout << fmt::format("  paced: {:.0f} pairs/s p50 {:.0f} us p99 {:.0f} us per pair; p99 Get key at KME_A {:.0f} us, Get key with key IDs at KME_B {:.0f} us; "
+                                 "server CPU {:.2f} cores (KME_A {:.0f} us, KME_B {:.0f} us per pair), generator {:.2f}\n",
+                                 p.rate(), p.pct(50), p.pct(99), e.pct(99), d.pct(99), p.server_cpu / p.seconds,
+                                 p.per_server.size() > 1 ? 1e6 * p.per_server[0] / static_cast<double>(p.ops) : 0.0,
+                                 p.per_server.size() > 1 ? 1e6 * p.per_server[1] / static_cast<double>(p.ops) : 0.0, p.client_cpu / p.seconds);
+        if (const char* dump = std::getenv("QKD_BENCH_DUMP")) {  // start time (s), Get key us, Get key with key IDs us
+            std::ofstream out(dump);
+            for (std::size_t i = 0; i < start_s.size(); ++i) out << fmt::format("{:.6f} {:.0f} {:.0f}\n", start_s[i], enc_us[i], dec_us[i]);
+        }
+        return p.errors ? 1 : 0;
+    }
     run(conns, 1.0, pair_setup, pair_op);  // warm-up
     run(conns, 1.0, static_setup, static_op);
 
@@ -281,10 +369,10 @@ int main(int argc, char** argv) {
     std::sort(ratios.begin(), ratios.end());
     const double ratio = ratios[ratios.size() / 2];
 
-    auto hs_setup = [&](int) { return std::make_unique<Conn>(ca, sae_a, pa); };
-    auto hs_op = [](Conn& c) {
-        c.connect();
-        c.request(http::verb::get, "/api/v1/keys/SAE_B/status");
+    auto hs_setup = [&](int, asio::io_context& io) { return std::make_unique<Conn>(io, ctx_a, pa); };
+    auto hs_op = [](Conn& c) -> asio::awaitable<void> {
+        co_await c.connect();
+        co_await c.request(http::verb::get, "/api/v1/keys/SAE_B/status");
         c.s.reset();
     };
     auto hs = run(std::min(conns, 4), secs / 2, hs_setup, hs_op);

@@ -62,8 +62,11 @@ sleep 0.5
 echo '{}' > "$dir/static.json"
 nice -n -10 nginx -c "$dir/nginx/nginx.conf"
 # QKD_BENCH_PERF=FILE: also record a CPU profile (perf, cpu-clock) of both KMEs during the KME phase.
+if [ -n "${QKD_BENCH_STRACE:-}" ]; then  # syscall counts per KME (slows them down)
+  (sleep 1.5; timeout 3 strace -c -f -p "$pa" -o "$QKD_BENCH_STRACE.a" & timeout 3 strace -c -f -p "$pb" -o "$QKD_BENCH_STRACE.b"; wait) &
+fi
 if [ -n "${QKD_BENCH_PERF:-}" ]; then
-  (sleep 1.5; perf record -q -F 1999 -e cpu-clock -g -o "$QKD_BENCH_PERF" -p "$pa,$pb" -- sleep "$secs" >/dev/null 2>&1) &
+  (sleep 1.5; perf record -q -F 1999 -e cpu-clock ${QKD_BENCH_PERF_CG:--g} -o "$QKD_BENCH_PERF" -p "$pa,$pb" -- sleep "$secs" >/dev/null 2>&1) &
 fi
 export QKD_BENCH_KME_PIDS="$pa,$pb"
 QKD_BENCH_NGINX_PIDS=$(pgrep -d, -P "$(cat "$dir/nginx/nginx.pid")" || true)
@@ -76,4 +79,17 @@ curl -s "http://127.0.0.1:$mport/metrics" | awk '
   /^qkd_kme_keys_served_total.*master/ {m=$2} /^qkd_kme_keys_served_from_prefetch_total/ {p=$2}
   /^qkd_kme_keys_burned_total/ {b=$2} /^qkd_kme_keys_prefetched_total/ {f=$2}
   END {printf "  KME_A: %d master keys, %d from prefetch (%.2f%%), %d prefetched, %d burned\n", m, p, m ? 100*p/m : 0, f, b}'
+# Time inside each KME (request parsed -> response ready, all phases): the share of the tail that
+# is the server's own work, as opposed to scheduling and the network stack.
+for k in a b; do
+  mp=$(sed -n 's/^metrics_listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$dir/kme_$k.toml")
+  curl -s "http://127.0.0.1:$mp/metrics" | awk -v kme="KME_${k^^}" '
+    /^qkd_kme_request_seconds_bucket/ && /endpoint="(enc_keys|dec_keys|kme_reserve)"/ {
+      match($0, /endpoint="[a-z_]*"/); e = substr($0, RSTART + 10, RLENGTH - 11)
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      n[e, le] = $2; if (le == "+Inf") tot[e] = $2 }
+    END { for (e in tot) if (tot[e] > 0)
+      printf "  %s %s: %d requests, in-server time <= 0.25 ms %.3f%%, <= 0.5 ms %.3f%%, <= 1 ms %.3f%%, <= 2 ms %.3f%%\n", kme, e, tot[e],
+        100*n[e,"0.00025"]/tot[e], 100*n[e,"0.0005"]/tot[e], 100*n[e,"0.001"]/tot[e], 100*n[e,"0.002"]/tot[e] }'
+done
 exit $rc

@@ -5,6 +5,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -37,13 +38,16 @@ SecretBytes hkdf_sha256(std::span<const std::uint8_t> ikm, std::string_view salt
 
 struct CipherCtx {
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+    std::uint64_t stream = 0;  // id of the KeyStream whose key schedule ctx holds (0: none)
+    ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }  // frees (and cleanses) the key schedule
 };
+
+std::atomic<std::uint64_t> g_next_stream_id{1};
 
 }  // namespace
 
 KeyStream::KeyStream(std::span<const std::uint8_t> link_seed, const std::string& direction_label)
-    : key_(hkdf_sha256(link_seed, "qkdgate emulated QKD link v1", direction_label, 32)), label_(direction_label) {}
+    : key_(hkdf_sha256(link_seed, "qkdgate emulated QKD link v1", direction_label, 32)), label_(direction_label), id_(g_next_stream_id++) {}
 
 void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
     if (out.empty()) return;
@@ -52,7 +56,11 @@ void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
     std::uint8_t iv[16] = {};
     std::uint64_t block = offset / 16;
     for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<std::uint8_t>(block >> (8 * i));
-    if (EVP_EncryptInit_ex(c.ctx, EVP_aes_256_ctr(), nullptr, key_.data(), iv) != 1) {
+    // The AES key schedule is set up once per thread and stream; later reads only load the IV.
+    // Streams are told apart by a process-unique id, never by address.
+    const bool same = c.stream == id_;
+    c.stream = 0;
+    if ((same ? EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, nullptr, iv) : EVP_EncryptInit_ex(c.ctx, EVP_aes_256_ctr(), nullptr, key_.data(), iv)) != 1) {
         std::fputs("qkd-kme: AES-256-CTR unavailable in OpenSSL\n", stderr);
         std::abort();
     }
@@ -70,6 +78,7 @@ void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
         done += static_cast<std::size_t>(n);
     }
     secure_zero(skip, sizeof skip);
+    c.stream = id_;
 }
 
 SecretBytes KeyStream::read(std::uint64_t offset, std::size_t n) const {

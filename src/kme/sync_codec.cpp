@@ -4,19 +4,39 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qkd/etsi014/codec.hpp"
+
 namespace qkd::kme {
 
 using nlohmann::json;
 
+// Written by hand: a refill carries up to 64 keys, and building a JSON document per key cost
+// more than the rest of the master's Get key (measured with callgrind).
 std::string encode_sync_batch(const std::vector<SyncRequest>& batch) {
-    json a = json::array();
-    for (const auto& r : batch) {
-        json keys = json::array();
-        for (const auto& k : r.keys) keys.push_back(json::array({uuid_format(k.key_ID), k.offset, k.bits}));
-        a.push_back({{"master_kme_id", r.master_kme_id}, {"stream", r.stream}, {"master_SAE_ID", r.master_SAE_ID},
-                     {"slaves", r.slaves}, {"expires", r.expires_unix}, {"keys", std::move(keys)}});
+    std::string out = R"({"reservations":[)";
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto& r = batch[i];
+        if (i) out += ',';
+        out += R"({"master_kme_id":)";
+        etsi014::append_json_string(out, r.master_kme_id);
+        out += R"(,"stream":)";
+        etsi014::append_json_string(out, r.stream);
+        out += R"(,"master_SAE_ID":)";
+        etsi014::append_json_string(out, r.master_SAE_ID);
+        out += R"(,"slaves":[)";
+        for (std::size_t j = 0; j < r.slaves.size(); ++j) {
+            if (j) out += ',';
+            etsi014::append_json_string(out, r.slaves[j]);
+        }
+        out += fmt::format(R"(],"expires":{},"keys":[)", r.expires_unix);
+        for (std::size_t j = 0; j < r.keys.size(); ++j) {
+            const auto& k = r.keys[j];
+            out += fmt::format(R"({}["{}",{},{}])", j ? "," : "", uuid_format(k.key_ID), k.offset, k.bits);
+        }
+        out += "]}";
     }
-    return json{{"reservations", std::move(a)}}.dump();
+    out += "]}";
+    return out;
 }
 
 qkd::Result<std::vector<SyncRequest>, std::string> decode_sync_batch(std::string_view body) {

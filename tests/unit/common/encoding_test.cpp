@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 
 #include "qkd/common/encoding.hpp"
@@ -68,4 +69,24 @@ TEST(Uuid, ParseFormatAndVersion) {
     EXPECT_EQ(s[14], '4');
     EXPECT_TRUE(s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b');
     EXPECT_NE(qkd::uuid_format(qkd::uuid_random_v4()), s);
+}
+
+TEST(Uuid, RandomAcrossBlocksAreDistinctVersion4AndRoundTrip) {
+    // uuid_random_v4 draws its bytes in blocks of 64: cross several block boundaries.
+    std::set<std::string> seen;
+    for (int i = 0; i < 200; ++i) {
+        auto u = qkd::uuid_random_v4();
+        auto s = qkd::uuid_format(u);
+        ASSERT_EQ(s.size(), 36u);
+        EXPECT_EQ(s[14], '4');
+        EXPECT_TRUE(s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b') << s;
+        auto back = qkd::uuid_parse(s);
+        ASSERT_TRUE(back) << s;
+        EXPECT_EQ(*back, u);
+        EXPECT_TRUE(seen.insert(s).second) << "repeated " << s;
+    }
+    // a bad digit in either half of a byte, a hyphen moved
+    for (const char* bad : {"g50e8400-e29b-41d4-a716-446655440000", "5g0e8400-e29b-41d4-a716-446655440000",
+                            "550e840-0e29b-41d4-a716-446655440000"})
+        EXPECT_FALSE(qkd::uuid_parse(bad)) << bad;
 }

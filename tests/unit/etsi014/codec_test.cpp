@@ -94,6 +94,40 @@ TEST(Etsi014Codec, KeyIdsRequest) {
     }
 }
 
+TEST(Etsi014Codec, KeyIdsCompactFormAgreesWithTheFullParser) {
+    // decode_key_ids reads the compact form without a JSON document; the same request with
+    // whitespace goes through the full parser. Both must give the same answer, and every near miss
+    // of the compact form (escapes, empty or too long IDs, trailing data, extensions) the full
+    // parser's answer.
+    auto spaced = [](std::string s) {
+        std::string o;
+        for (char c : s) {
+            o += c;
+            if (c == ',' || c == '[' || c == '{') o += ' ';
+        }
+        return o;
+    };
+    const std::string long_id(kMaxIdLength + 1, 'a');
+    for (std::string body : {std::string(R"({"key_IDs":[{"key_ID":"bc490419-7d60-487f-adc1-4ddcc177c139"}]})"),
+                             std::string(R"({"key_IDs":[{"key_ID":"a"},{"key_ID":"b"},{"key_ID":"c d"}]})"),
+                             std::string(R"({"key_IDs":[{"key_ID":""}]})"), std::string(R"({"key_IDs":[{"key_ID":"a"b"}]})"),
+                             std::string(R"({"key_IDs":[{"key_ID":"a\u0041"}]})"), std::string(R"({"key_IDs":[{"key_ID":"a"}],})"),
+                             std::string(R"({"key_IDs":[{"key_ID":"a"}]}x)"), std::string(R"({"key_IDs":[{"key_ID":"a"},]})"),
+                             std::string(R"({"key_IDs":[{"key_ID":"a","key_ID":"b"}]})"), std::string(R"({"key_IDs":[{"key_ID":"a"}")"),
+                             R"({"key_IDs":[{"key_ID":")" + long_id + R"("}]})"}) {
+        auto fast = decode_key_ids(body), full = decode_key_ids(spaced(body));
+        ASSERT_EQ(bool(fast), bool(full)) << body;
+        if (!fast) continue;
+        ASSERT_EQ(fast->key_IDs.size(), full->key_IDs.size()) << body;
+        for (std::size_t i = 0; i < fast->key_IDs.size(); ++i) EXPECT_EQ(fast->key_IDs[i].key_ID, full->key_IDs[i].key_ID) << body;
+        EXPECT_FALSE(fast->key_IDs_extension);
+    }
+    // more entries than a container may hold
+    std::string many = R"({"key_IDs":[)";
+    for (std::size_t i = 0; i <= kMaxKeysPerContainer; ++i) many += std::string(i ? "," : "") + R"({"key_ID":"k"})";
+    EXPECT_FALSE(decode_key_ids(many + "]}"));
+}
+
 TEST(Etsi014Codec, KeyContainerCarriesSecretBytes) {
     KeyContainer c;
     const std::uint8_t k1[] = {0, 1, 2, 0xff, 0xfe, 0x80, 0x7f, 9};

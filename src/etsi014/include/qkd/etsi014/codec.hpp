@@ -22,6 +22,9 @@ std::string encode(const KeyIds& ids);
 std::string encode(const ErrorBody& e);
 // The returned text holds key material in Base64: the caller wipes it (qkd::wipe_string) once sent.
 std::string encode(const KeyContainer& c);
+// Appends `s` as a JSON string literal: printable ASCII as is (the common case, without building
+// a JSON value), anything else escaped by the JSON library, which throws on invalid UTF-8.
+void append_json_string(std::string& out, std::string_view s);
 
 Decoded<Status> decode_status(std::string_view body);
 // An empty body (no JSON at all) is an empty request (etsi014.md 1.7 item 7: lenient).

@@ -24,6 +24,7 @@ public:
 private:
     SecretBytes key_;  // AES-256 key
     std::string label_;
+    std::uint64_t id_;  // process-unique, for the per-thread cipher context cache
 };
 
 // Reads a link seed file: hex text (at least 32 bytes = 64 hex digits), whitespace ignored.

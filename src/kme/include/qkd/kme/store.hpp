@@ -98,6 +98,12 @@ private:
     sqlite3_stmt* st_put_ = nullptr;
     sqlite3_stmt* st_pending_ = nullptr;
     sqlite3_stmt* st_delete_ = nullptr;
+    sqlite3_stmt* st_begin_ = nullptr;
+    sqlite3_stmt* st_commit_ = nullptr;
+    sqlite3_stmt* st_rollback_ = nullptr;
+    sqlite3_stmt* st_savepoint_ = nullptr;
+    sqlite3_stmt* st_release_ = nullptr;
+    sqlite3_stmt* st_rollback_to_ = nullptr;
     sqlite3_stmt* prepare(const char* sql);
     std::string path_;
     std::mutex mu_;
