@@ -245,9 +245,51 @@ Decoded<Status> decode_status(std::string_view body) {
     return s;
 }
 
+namespace {
+
+// Reads a JSON integer of 1 to 9 digits (no sign, no leading zero, no fraction) at the start of
+// `b`; the caller checks what follows.
+std::optional<std::int64_t> take_small_uint(std::string_view& b) {
+    std::size_t n = 0;
+    while (n < b.size() && n < 10 && b[n] >= '0' && b[n] <= '9') ++n;
+    if (n == 0 || n > 9 || (n > 1 && b[0] == '0')) return std::nullopt;
+    std::int64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = v * 10 + (b[i] - '0');
+    b.remove_prefix(n);
+    return v;
+}
+
+// The compact key requests clients send ({"number":N,"size":M}, either order, or one of the two)
+// read without building a JSON document; anything else goes through the full parser.
+std::optional<KeyRequest> decode_key_request_compact(std::string_view b) {
+    KeyRequest r;
+    if (!b.starts_with('{')) return std::nullopt;
+    b.remove_prefix(1);
+    for (int field = 0; field < 2; ++field) {
+        std::optional<std::int64_t>* dst = nullptr;
+        if (b.starts_with(R"("number":)")) {
+            dst = &r.number;
+            b.remove_prefix(9);
+        } else if (b.starts_with(R"("size":)")) {
+            dst = &r.size;
+            b.remove_prefix(7);
+        }
+        if (!dst || dst->has_value()) return std::nullopt;  // unknown or repeated field
+        *dst = take_small_uint(b);
+        if (!dst->has_value()) return std::nullopt;
+        if (b == "}") return r;
+        if (!b.starts_with(',')) return std::nullopt;
+        b.remove_prefix(1);
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 Decoded<KeyRequest> decode_key_request(std::string_view body) {
     KeyRequest r;
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return r;  // empty POST body
+    if (auto fast = decode_key_request_compact(body)) return std::move(*fast);
     auto j = parse_object(body, "Key request");
     if (!j) return Err{j.error()};
     auto known = check_known(*j, {"number", "size", "additional_slave_SAE_IDs", "extension_mandatory", "extension_optional"},

@@ -128,6 +128,27 @@ TEST(Etsi014Codec, KeyIdsCompactFormAgreesWithTheFullParser) {
     EXPECT_FALSE(decode_key_ids(many + "]}"));
 }
 
+TEST(Etsi014Codec, KeyRequestCompactFormAgreesWithTheFullParser) {
+    // {"number":N,"size":M} is read without a JSON document; with a space added it goes through the
+    // full parser. Both must agree, near misses included.
+    for (std::string body : {R"({"number":1,"size":256})", R"({"size":256,"number":3})", R"({"number":7})", R"({"size":512})",
+                             R"({"number":0,"size":0})", R"({"number":01,"size":256})", R"({"number":-1,"size":256})",
+                             R"({"number":1.5,"size":256})", R"({"number":1e3,"size":256})", R"({"number":1,"number":2})",
+                             R"({"number":1,"size":256,})", R"({"number":1,"size":256}x)", R"({"number":1,"size":256,"more":1})",
+                             R"({"number":1234567890,"size":256})", R"({"number":999999999,"size":256})", R"({"number":"1"})",
+                             R"({"number":1,"size":)", R"({})", R"({"number":1,"size":256,"additional_slave_SAE_IDs":["x"]})"}) {
+        auto fast = decode_key_request(body), full = decode_key_request(" " + body);
+        ASSERT_EQ(bool(fast), bool(full)) << body;
+        if (!fast) {
+            EXPECT_EQ(fast.error().message, full.error().message) << body;
+            continue;
+        }
+        EXPECT_EQ(fast->number, full->number) << body;
+        EXPECT_EQ(fast->size, full->size) << body;
+        EXPECT_EQ(fast->additional_slave_SAE_IDs, full->additional_slave_SAE_IDs) << body;
+    }
+}
+
 TEST(Etsi014Codec, KeyContainerCarriesSecretBytes) {
     KeyContainer c;
     const std::uint8_t k1[] = {0, 1, 2, 0xff, 0xfe, 0x80, 0x7f, 9};
