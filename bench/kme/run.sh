@@ -2,7 +2,12 @@
 # KME benchmark: qkd-kme (two KMEs, persistence on) against nginx serving a static JSON body of
 # the same size over the same mutual-TLS set-up, measured by the same load generator in one run.
 # Usage: bench/kme/run.sh [CONNS] [SECONDS]     (builds the release preset first)
-# Env: QKD_BUILD_DIR (use this build tree), QKD_BENCH_PERF (profile output file), QKD_KME_THREADS
+# Env: QKD_BUILD_DIR (use this build tree), QKD_KME_THREADS (event-loop threads per KME, default 1),
+#      QKD_BENCH_THREADS (generator threads, default 2), QKD_BENCH_ROUNDS (default 3),
+#      QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
+#      QKD_BENCH_DUMP=FILE (with PACED_ONLY: each pair's start time and both latencies),
+#      QKD_BENCH_PERF=FILE (perf profile of both KMEs; QKD_BENCH_PERF_CG for perf's call-graph
+#      option, default -g), QKD_BENCH_STRACE=PREFIX (system call counts per KME; slows them down)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 conns=${1:-16}; secs=${2:-5}
