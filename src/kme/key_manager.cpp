@@ -10,6 +10,7 @@
 
 #include "qkd/common/rng.hpp"
 #include "qkd/etsi014/codec.hpp"
+#include "qkd/kme/key_stream.hpp"  // read_seed_file
 
 namespace qkd::kme {
 
@@ -24,14 +25,11 @@ static constexpr std::size_t kRefillBatch = 64;
 
 struct KeyManager::Link {
     std::string peer;  // peer KME ID, or our own ID for the local link
-    KeyStream out;     // material for keys where this KME serves the master
-    Pool pool;
+    std::unique_ptr<KeySource> out;  // material and budget for keys where this KME serves the master
     std::mutex mu;
     std::uint64_t next_offset = 0;     // next unused byte of `out`
     std::uint64_t committed_end = 0;   // durable high-water mark
-    Link(std::string p, std::span<const std::uint8_t> seed, const std::string& label, const LinkConfig& lc, double cap,
-         Pool::TimePoint start)
-        : peer(std::move(p)), out(seed, label), pool(lc, cap, start) {}
+    Link(std::string p, std::unique_ptr<KeySource> source) : peer(std::move(p)), out(std::move(source)) {}
 };
 
 struct KeyManager::Prefetch {
@@ -63,13 +61,15 @@ std::string combo_key(const std::string& master, const std::vector<std::string>&
 }
 }  // namespace
 
-KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers)
+KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
+                       KeySourceFactory sources)
     : cfg_(cfg), store_(store), clock_(clock), peer_clients_(std::move(peers)) {
+    if (!sources) sources = make_emulated_source;
     const double cap = static_cast<double>(cfg.limits.max_key_count) * static_cast<double>(cfg.limits.default_key_size);
     auto hwms = store_.load_hwms();
     auto add_link = [&](const std::string& peer, const SecretBytes& seed, const LinkConfig& lc) {
         auto l = label(cfg.kme_id, peer);
-        auto link = std::make_unique<Link>(peer, seed.view(), l, lc, cap, clock_.now());
+        auto link = std::make_unique<Link>(peer, sources(seed.view(), l, lc, cap, clock_.now()));
         link->next_offset = link->committed_end = hwms.count(l) ? hwms[l] : 0;
         links_[l] = std::move(link);
     };
@@ -96,7 +96,7 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
         auto seed = read_seed_file(p.link.seed_file);
         add_link(p.kme_id, seed, p.link);
         auto in = label(p.kme_id, cfg.kme_id);
-        in_streams_[in] = std::make_unique<KeyStream>(seed.view(), in);
+        in_streams_[in] = make_emulated_material(seed.view(), in);
         if (!peer_clients_.count(p.kme_id)) throw std::logic_error("no PeerClient for " + p.kme_id);
     }
     for (auto& r : store_.load_reservations()) reservations_.emplace(r.key_ID, std::move(r));
@@ -136,7 +136,7 @@ ApiResult<etsi014::Status> KeyManager::status(const std::string& caller, const s
     s.master_SAE_ID = caller;
     s.slave_SAE_ID = slave;
     s.key_size = l.default_key_size;
-    s.stored_key_count = static_cast<std::int64_t>(link->pool.available(clock_.now()) / static_cast<double>(l.default_key_size)) +
+    s.stored_key_count = static_cast<std::int64_t>(link->out->available(clock_.now()) / static_cast<double>(l.default_key_size)) +
                          static_cast<std::int64_t>(prefetched_ready(caller, slave));
     s.max_key_count = l.max_key_count;
     s.max_key_per_request = l.max_key_per_request;
@@ -188,7 +188,7 @@ ApiResult<int> KeyManager::check_request(const std::string& caller, const std::s
     return 0;
 }
 
-etsi014::KeyContainer KeyManager::materialise(const KeyStream& stream, const std::vector<SyncKey>& keys) const {
+etsi014::KeyContainer KeyManager::materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys) const {
     etsi014::KeyContainer c;
     c.keys.reserve(keys.size());
     for (const auto& k : keys)
@@ -207,7 +207,7 @@ std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32
         k.bits = bits;
         link.next_offset += bits / 8;
     }
-    if (link.next_offset > link.committed_end) ops.push_back(op::SetHwm{link.out.label(), link.next_offset + kHwmChunkBytes});
+    if (link.next_offset > link.committed_end) ops.push_back(op::SetHwm{link.out->label(), link.next_offset + kHwmChunkBytes});
     return keys;
 }
 
@@ -225,12 +225,12 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     if (std::vector<SyncKey> ready; take_prefetched(caller, slaves, peer_kme, number, size, ready)) {
         keys_delivered_master += ready.size();
         keys_from_prefetch += ready.size();
-        return done(materialise(link->out, ready));
+        return done(materialise(*link->out, ready));
     }
     const std::uint64_t bytes = static_cast<std::uint64_t>(number) * static_cast<std::uint64_t>(size / 8);
-    if (!link->pool.take(static_cast<double>(bytes * 8), clock_.now()))
+    if (!link->out->take(static_cast<double>(bytes * 8), clock_.now()))
         return done(Err{server(fmt::format("not enough key material on link {}: {} bits requested, {:.0f} available",
-                                           link->out.label(), bytes * 8, link->pool.available(clock_.now())))});
+                                           link->out->label(), bytes * 8, link->out->available(clock_.now())))});
 
     std::vector<Op> ops;
     std::vector<SyncKey> keys = allocate(*link, static_cast<std::size_t>(number), static_cast<std::uint32_t>(size), ops);
@@ -240,7 +240,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     if (!local_slaves.empty()) {
         std::lock_guard lk(res_mu_);
         for (const auto& k : keys) {
-            Reservation r{k.key_ID, link->out.label(), k.offset, k.bits, caller, local_slaves, local_slaves, expires};
+            Reservation r{k.key_ID, link->out->label(), k.offset, k.bits, caller, local_slaves, local_slaves, expires};
             ops.push_back(op::PutReservation{r});
             reservations_.emplace(k.key_ID, std::move(r));
         }
@@ -260,13 +260,13 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
             return done(Err{server(err)});
         }
         keys_delivered_master += keys.size();
-        done(materialise(link->out, keys));
+        done(materialise(*link->out, keys));
     };
     auto after_commit = [this, link, keys, caller, remote_slaves, expires, peer_kme, finish](bool ok) {
         if (!ok) return finish(std::string(msg::kKeyDataAccess));
         mark_durable(*link, keys);
         if (remote_slaves.empty()) return finish("");
-        SyncRequest sr{cfg_.kme_id, link->out.label(), caller, remote_slaves, expires, keys};
+        SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys};
         peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish](std::string e) {
             if (!e.empty()) {
                 ++sync_failures;
@@ -346,7 +346,7 @@ void KeyManager::refill(Prefetch& pf) {
         std::lock_guard lk(pf_mu_);
         pf.refilling = false;
     };
-    if (n == 0 || !link->pool.take(static_cast<double>(n) * pf.bits, clock_.now())) return stop();  // requests will report the shortage
+    if (n == 0 || !link->out->take(static_cast<double>(n) * pf.bits, clock_.now())) return stop();  // requests will report the shortage
     std::vector<Op> ops;
     std::vector<SyncKey> keys = allocate(*link, n, pf.bits, ops);
     keys_prefetched += n;
@@ -374,7 +374,7 @@ void KeyManager::refill(Prefetch& pf) {
             return;
         }
         mark_durable(*link, keys);
-        SyncRequest sr{cfg_.kme_id, link->out.label(), pf.master, pf.slaves, expires, keys};
+        SyncRequest sr{cfg_.kme_id, link->out->label(), pf.master, pf.slaves, expires, keys};
         peer_clients_.at(pf.peer_kme)->reserve(std::move(sr), reserved);
     };
     if (ops.empty()) after_commit(true);
@@ -399,7 +399,7 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
     const std::int64_t now = now_unix();
     std::vector<Op> ops;
     struct Out {
-        const KeyStream* stream;
+        const KeyMaterial* stream;
         SyncKey key;
         std::string id_text;
     };
@@ -435,8 +435,8 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
         for (std::size_t i = 0; i < parsed.size(); ++i) {
             auto it = reservations_.find(parsed[i]);
             auto& r = it->second;
-            const KeyStream* stream = nullptr;
-            if (auto li = links_.find(r.stream); li != links_.end()) stream = &li->second->out;
+            const KeyMaterial* stream = nullptr;
+            if (auto li = links_.find(r.stream); li != links_.end()) stream = li->second->out.get();
             else if (auto si = in_streams_.find(r.stream); si != in_streams_.end()) stream = si->second.get();
             if (!stream) {  // rows are only created for streams we hold
                 std::fputs("qkd-kme: reservation for an unknown key stream\n", stderr);
@@ -517,7 +517,7 @@ std::vector<PoolLevel> KeyManager::pool_levels() {
     const auto now = clock_.now();
     for (auto& [l, link] : links_) {
         std::lock_guard lk(link->mu);
-        out.push_back({l, link->pool.available(now), link->next_offset, link->pool.in_outage(now)});
+        out.push_back({l, link->out->available(now), link->next_offset, link->out->in_outage(now)});
     }
     return out;
 }

@@ -81,12 +81,6 @@ void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
     c.stream = id_;
 }
 
-SecretBytes KeyStream::read(std::uint64_t offset, std::size_t n) const {
-    SecretBytes out(n);
-    read(offset, out.mut_view());
-    return out;
-}
-
 SecretBytes read_seed_file(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw std::runtime_error(fmt::format("{}: cannot open link seed file", path));

@@ -366,3 +366,68 @@ TEST_F(Prefetching, RestartForgetsPrefetchedKeysAndNeverReusesTheirMaterial) {
     clock.advance(std::chrono::seconds(61));
     EXPECT_GE(b->expire_reservations(), reserved_on_b);
 }
+
+namespace {
+
+// A key source that is not the emulated link: byte i of the stream is (i * 7 + 1) mod 256, and
+// the device has produced exactly `bits` bits.
+class PatternSource final : public KeySource {
+public:
+    PatternSource(std::string label, double bits) : label_(std::move(label)), bits_(bits) {}
+    const std::string& label() const override { return label_; }
+    void read(std::uint64_t offset, std::span<std::uint8_t> out) const override {
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint8_t>((offset + i) * 7 + 1);
+    }
+    double available(TimePoint) override { return bits_; }
+    bool take(double bits, TimePoint) override {
+        if (bits > bits_) return false;
+        bits_ -= bits;
+        return true;
+    }
+    bool in_outage(TimePoint) const override { return false; }
+
+private:
+    std::string label_;
+    double bits_;
+};
+
+}  // namespace
+
+TEST(KeySourceInterface, KeyManagerServesWhateverSourceItIsGiven) {
+    // KeyManager takes its material and budget from the KeySource it is given: a local pair
+    // (SAE_A -> SAE_C on one KME) gets the source's bytes at the allocated offsets, the slave the
+    // same bytes, and once the source's budget is spent Get key answers 503.
+    auto dir = kmetest::temp_dir("km-source");
+    kmetest::write(dir / "seed", std::string(64, 'a'));
+    Config c = make_config("KME_A", "KME_B", {"SAE_A", "SAE_C"}, {"SAE_B"}, dir);
+    std::vector<std::string> made;
+    KeySourceFactory factory = [&](std::span<const std::uint8_t>, const std::string& label, const LinkConfig&, double, KeySource::TimePoint) {
+        made.push_back(label);
+        return std::make_unique<PatternSource>(label, 2 * 256);  // two 256-bit keys
+    };
+    kmetest::FakeClock clock;
+    Store store(c.state_db);
+    auto peer = std::make_shared<LoopbackPeer>();
+    KeyManager km(c, store, clock, {{"KME_B", peer}}, factory);
+    EXPECT_EQ(made, (std::vector<std::string>{"KME_A->KME_A", "KME_A->KME_B"}));
+
+    auto m = call([&](auto done) { km.get_key("SAE_A", "SAE_C", {}, done); });
+    ASSERT_TRUE(m) << m.error().message;
+    ASSERT_EQ(m->keys.size(), 1u);
+    ASSERT_EQ(m->keys[0].key.size(), 32u);
+    for (std::size_t i = 0; i < 32; ++i) EXPECT_EQ(m->keys[0].key.view()[i], static_cast<std::uint8_t>(i * 7 + 1)) << i;  // offset 0
+    etsi::KeyIds ids;
+    ids.key_IDs.push_back({m->keys[0].key_ID, std::nullopt});
+    auto s = call([&](auto done) { km.get_key_with_ids("SAE_C", "SAE_A", ids, done); });
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m->keys[0].key));
+
+    auto m2 = call([&](auto done) { km.get_key("SAE_A", "SAE_C", {}, done); });
+    ASSERT_TRUE(m2) << m2.error().message;
+    EXPECT_FALSE(qkd::ct_equal(m2->keys[0].key, m->keys[0].key));  // next offset
+    auto m3 = call([&](auto done) { km.get_key("SAE_A", "SAE_C", {}, done); });
+    ASSERT_FALSE(m3);
+    EXPECT_EQ(m3.error().status, 503);
+    store.flush();
+    std::filesystem::remove_all(dir);
+}

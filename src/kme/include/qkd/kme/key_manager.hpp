@@ -30,8 +30,7 @@
 #include "qkd/common/result.hpp"
 #include "qkd/etsi014/model.hpp"
 #include "qkd/kme/config.hpp"
-#include "qkd/kme/key_stream.hpp"
-#include "qkd/kme/pool.hpp"
+#include "qkd/kme/key_source.hpp"
 #include "qkd/kme/store.hpp"
 
 namespace qkd::kme {
@@ -81,7 +80,9 @@ public:
     using KeysCallback = std::function<void(ApiResult<etsi014::KeyContainer>)>;
 
     // `peers` maps peer KME ID -> client; every [[peer]] of the config needs one.
-    KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers);
+    // `sources` makes each link direction's key source (default: the emulated link).
+    KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
+               KeySourceFactory sources = {});
     ~KeyManager();
 
     ApiResult<etsi014::Status> status(const std::string& caller, const std::string& slave);
@@ -114,7 +115,7 @@ private:
     ApiResult<int> check_request(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req,
                                  std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
                                  std::string& peer_kme) const;
-    etsi014::KeyContainer materialise(const KeyStream& stream, const std::vector<SyncKey>& keys) const;
+    etsi014::KeyContainer materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys) const;
     std::vector<SyncKey> allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops);
     void mark_durable(Link& link, const std::vector<SyncKey>& keys);  // after the high-water mark commit
     struct Prefetch;
@@ -132,7 +133,7 @@ private:
     std::map<std::string, std::string> sae_kme_;  // SAE ID -> KME ID (ours or a peer's)
     std::map<std::string, const PeerConfig*> peers_;
     std::map<std::string, std::unique_ptr<Link>> links_;       // by outgoing stream label
-    std::map<std::string, std::unique_ptr<KeyStream>> in_streams_;  // incoming stream label -> stream
+    std::map<std::string, std::unique_ptr<KeyMaterial>> in_streams_;  // incoming stream label -> stream
     struct UuidHash {
         std::size_t operator()(const Uuid& u) const noexcept;
     };

@@ -10,16 +10,17 @@
 #include <string>
 
 #include "qkd/common/secret.hpp"
+#include "qkd/kme/key_source.hpp"
 
 namespace qkd::kme {
 
-class KeyStream {
+class KeyStream final : public KeyMaterial {
 public:
     KeyStream(std::span<const std::uint8_t> link_seed, const std::string& direction_label);
     // Fills `out` with stream bytes [offset, offset + out.size()). Thread-safe.
-    void read(std::uint64_t offset, std::span<std::uint8_t> out) const;
-    SecretBytes read(std::uint64_t offset, std::size_t n) const;
-    const std::string& label() const { return label_; }
+    void read(std::uint64_t offset, std::span<std::uint8_t> out) const override;
+    using KeyMaterial::read;  // read(offset, n) -> SecretBytes
+    const std::string& label() const override { return label_; }
 
 private:
     SecretBytes key_;  // AES-256 key

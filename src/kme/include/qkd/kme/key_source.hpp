@@ -1,0 +1,62 @@
+#pragma once
+// Where key material comes from (issue 2, point 3): the key source is an interface.
+//
+// KeyMaterial is one direction of a QKD link as a stream of secret bytes that the KMEs at both
+// ends read identically by offset; that is all a slave's KME needs to deliver a reserved key.
+// KeySource adds, for the directions where this KME serves masters, the budget: how much of the
+// stream the device has produced so far. KeyManager allocates offsets below that budget, records
+// them (high-water marks, reservations) and reads material only when it hands a key out, so a
+// source never has to store or send key material itself.
+//
+// Built in: the emulated link (DESIGN.md §4), a KeyStream (AES-256-CTR keyed from the shared link
+// seed) with a Pool (secret key rate, device buffer, scheduled outages). A source fed by a real
+// device, for example key files it drops in a folder, implements the same two classes.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "qkd/common/secret.hpp"
+#include "qkd/kme/config.hpp"
+
+namespace qkd::kme {
+
+class KeyMaterial {
+public:
+    virtual ~KeyMaterial() = default;
+    // The direction, e.g. "KME_A->KME_B"; stored with reservations and high-water marks.
+    virtual const std::string& label() const = 0;
+    // Fills `out` with stream bytes [offset, offset + out.size()). Thread-safe.
+    virtual void read(std::uint64_t offset, std::span<std::uint8_t> out) const = 0;
+    SecretBytes read(std::uint64_t offset, std::size_t n) const {
+        SecretBytes out(n);
+        read(offset, out.mut_view());
+        return out;
+    }
+};
+
+class KeySource : public KeyMaterial {
+public:
+    using TimePoint = std::chrono::steady_clock::time_point;
+    // Bits the device has produced and this KME has not yet taken.
+    virtual double available(TimePoint now) = 0;
+    // Takes `bits` if that much is available; false (and nothing taken) otherwise.
+    virtual bool take(double bits, TimePoint now) = 0;
+    // The link is down (no new material) at `now`.
+    virtual bool in_outage(TimePoint now) const = 0;
+};
+
+// The emulated link's outgoing direction: stream `label` derived from `link_seed`, with material
+// appearing at the link's key rate up to `capacity_bits`.
+std::unique_ptr<KeySource> make_emulated_source(std::span<const std::uint8_t> link_seed, const std::string& label, const LinkConfig& link,
+                                                double capacity_bits, KeySource::TimePoint start);
+// Makes the outgoing source of one link direction (KeyManager calls it once per link, the local
+// link included); an empty factory means make_emulated_source.
+using KeySourceFactory = std::function<std::unique_ptr<KeySource>(std::span<const std::uint8_t> link_seed, const std::string& label,
+                                                                  const LinkConfig& link, double capacity_bits, KeySource::TimePoint start)>;
+// The emulated link's incoming direction (the peer serves its masters from it; this KME only reads).
+std::unique_ptr<KeyMaterial> make_emulated_material(std::span<const std::uint8_t> link_seed, const std::string& label);
+
+}  // namespace qkd::kme
