@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <stdexcept>
 
 #include "qkd/common/rng.hpp"
 #include "qkd/etsi014/codec.hpp"
@@ -62,14 +63,23 @@ std::string combo_key(const std::string& master, const std::vector<std::string>&
 }  // namespace
 
 KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
-                       KeySourceFactory sources)
+                       KeySourceFactory sources, KeyMaterialFactory incoming)
     : cfg_(cfg), store_(store), clock_(clock), peer_clients_(std::move(peers)) {
+    // A peer's slaves must read the very bytes our masters got: a custom source without its
+    // incoming counterpart would hand them emulated-link bytes instead.
+    if (sources && !incoming && !cfg.peers.empty())
+        throw std::invalid_argument("a custom key source needs a matching incoming key material factory when peers are configured");
     if (!sources) sources = make_emulated_source;
+    if (!incoming) incoming = make_emulated_material;
     const double cap = static_cast<double>(cfg.limits.max_key_count) * static_cast<double>(cfg.limits.default_key_size);
     auto hwms = store_.load_hwms();
     auto add_link = [&](const std::string& peer, const SecretBytes& seed, const LinkConfig& lc) {
         auto l = label(cfg.kme_id, peer);
-        auto link = std::make_unique<Link>(peer, sources(seed.view(), l, lc, cap, clock_.now()));
+        auto source = sources(seed.view(), l, lc, cap, clock_.now());
+        // High-water marks and reservations are stored under the label: a source answering to
+        // another one would restart at offset 0 after a restart and reuse material.
+        if (!source || source->label() != l) throw std::invalid_argument("key source for " + l + " is missing or carries another label");
+        auto link = std::make_unique<Link>(peer, std::move(source));
         link->next_offset = link->committed_end = hwms.count(l) ? hwms[l] : 0;
         links_[l] = std::move(link);
     };
@@ -96,7 +106,9 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
         auto seed = read_seed_file(p.link.seed_file);
         add_link(p.kme_id, seed, p.link);
         auto in = label(p.kme_id, cfg.kme_id);
-        in_streams_[in] = make_emulated_material(seed.view(), in);
+        in_streams_[in] = incoming(seed.view(), in);
+        if (!in_streams_[in] || in_streams_[in]->label() != in)
+            throw std::invalid_argument("key material for " + in + " is missing or carries another label");
         if (!peer_clients_.count(p.kme_id)) throw std::logic_error("no PeerClient for " + p.kme_id);
     }
     for (auto& r : store_.load_reservations()) reservations_.emplace(r.key_ID, std::move(r));

@@ -371,6 +371,7 @@ namespace {
 
 // A key source that is not the emulated link: byte i of the stream is (i * 7 + 1) mod 256, and
 // the device has produced exactly `bits` bits.
+// Thread-safe enough for these single-threaded calls only.
 class PatternSource final : public KeySource {
 public:
     PatternSource(std::string label, double bits) : label_(std::move(label)), bits_(bits) {}
@@ -408,7 +409,17 @@ TEST(KeySourceInterface, KeyManagerServesWhateverSourceItIsGiven) {
     kmetest::FakeClock clock;
     Store store(c.state_db);
     auto peer = std::make_shared<LoopbackPeer>();
-    KeyManager km(c, store, clock, {{"KME_B", peer}}, factory);
+    // Without the incoming counterpart, or with a source under another label: refused.
+    EXPECT_THROW(KeyManager(c, store, clock, {{"KME_B", peer}}, factory), std::invalid_argument);
+    KeyMaterialFactory incoming = [](std::span<const std::uint8_t>, const std::string& label) {
+        return std::make_unique<PatternSource>(label, 0);
+    };
+    KeySourceFactory mislabelled = [](std::span<const std::uint8_t>, const std::string&, const LinkConfig&, double, KeySource::TimePoint) {
+        return std::make_unique<PatternSource>("other", 0);
+    };
+    EXPECT_THROW(KeyManager(c, store, clock, {{"KME_B", peer}}, mislabelled, incoming), std::invalid_argument);
+    made.clear();
+    KeyManager km(c, store, clock, {{"KME_B", peer}}, factory, incoming);
     EXPECT_EQ(made, (std::vector<std::string>{"KME_A->KME_A", "KME_A->KME_B"}));
 
     auto m = call([&](auto done) { km.get_key("SAE_A", "SAE_C", {}, done); });

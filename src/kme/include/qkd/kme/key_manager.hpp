@@ -80,9 +80,11 @@ public:
     using KeysCallback = std::function<void(ApiResult<etsi014::KeyContainer>)>;
 
     // `peers` maps peer KME ID -> client; every [[peer]] of the config needs one.
-    // `sources` makes each link direction's key source (default: the emulated link).
+    // `sources` makes each outgoing link direction's key source and `incoming` the material of each
+    // direction a peer serves from (default: the emulated link for both; a custom `sources` with
+    // peers configured needs a matching `incoming`, else std::invalid_argument).
     KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
-               KeySourceFactory sources = {});
+               KeySourceFactory sources = {}, KeyMaterialFactory incoming = {});
     ~KeyManager();
 
     ApiResult<etsi014::Status> status(const std::string& caller, const std::string& slave);

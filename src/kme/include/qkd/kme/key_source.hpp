@@ -23,6 +23,8 @@
 
 namespace qkd::kme {
 
+// Implementations must be thread-safe: KeyManager calls them from several event-loop threads
+// without holding a lock of its own.
 class KeyMaterial {
 public:
     virtual ~KeyMaterial() = default;
@@ -56,6 +58,9 @@ std::unique_ptr<KeySource> make_emulated_source(std::span<const std::uint8_t> li
 // link included); an empty factory means make_emulated_source.
 using KeySourceFactory = std::function<std::unique_ptr<KeySource>(std::span<const std::uint8_t> link_seed, const std::string& label,
                                                                   const LinkConfig& link, double capacity_bits, KeySource::TimePoint start)>;
+// Makes the material of a direction the peer serves masters from (this KME reads it for slaves);
+// it must give the same bytes as the peer's outgoing source. Empty: make_emulated_material.
+using KeyMaterialFactory = std::function<std::unique_ptr<KeyMaterial>(std::span<const std::uint8_t> link_seed, const std::string& label)>;
 // The emulated link's incoming direction (the peer serves its masters from it; this KME only reads).
 std::unique_ptr<KeyMaterial> make_emulated_material(std::span<const std::uint8_t> link_seed, const std::string& label);
 
