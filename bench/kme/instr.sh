@@ -10,29 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate=${1:-200}; secs=${2:-12}
 command -v valgrind >/dev/null || { echo "instr.sh: needs valgrind (apt install valgrind)" >&2; exit 2; }
-if [ -n "${QKD_BUILD_DIR:-}" ]; then
-  cmake --build "$QKD_BUILD_DIR" --target qkd-kme kme_bench >/dev/null; bin=$QKD_BUILD_DIR/bin
-else
-  cmake --preset release >/dev/null && cmake --build --preset release --target qkd-kme kme_bench >/dev/null; bin=build/release/bin
-fi
+. bench/kme/common.sh
+kme_bench_build
 dir=$(mktemp -d /tmp/qkd-kme-instr-XXXXXX)
 pa=; pb=
 cleanup() { kill $pa $pb 2>/dev/null || true; [ -n "${QKD_INSTR_KEEP:-}" ] || rm -rf "$dir"; }
 trap cleanup EXIT
-"$bin/qkd-kme" demo "$dir" --prepare-only --log-level warn >/dev/null
-sed -i 's/^reservation_ttl = .*/reservation_ttl = 300/; s/^max_key_count = .*/max_key_count = 10000000/; s/^key_rate = .*/key_rate = 1e9/' "$dir"/kme_*.toml
-sed -i "s/^\[kme\]$/[kme]\nthreads = 1/" "$dir"/kme_*.toml
+kme_bench_prepare "$dir" 1
 valgrind --tool=callgrind --callgrind-out-file="$dir/cg.a" "$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
 valgrind --tool=callgrind --callgrind-out-file="$dir/cg.b" "$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
-python3 - "$dir" <<'PY'
-import json, sys, re, os
-d = sys.argv[1]
-def port(f):
-    return re.search(r'listen = "127.0.0.1:(\d+)"', open(os.path.join(d, f)).read()).group(1)
-json.dump({"ca": "pki/ca.pem", "kmes": [{"kme_id": "KME_A", "url": "https://127.0.0.1:" + port("kme_a.toml")},
-                                        {"kme_id": "KME_B", "url": "https://127.0.0.1:" + port("kme_b.toml")}]},
-          open(os.path.join(d, "demo.json"), "w"))
-PY
 # Under valgrind the KMEs start slowly: wait until both answer (any HTTP status) on their ports.
 for k in a b; do
   port=$(sed -n 's/^listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$dir/kme_$k.toml")

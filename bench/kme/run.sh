@@ -11,19 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 conns=${1:-16}; secs=${2:-5}
-if [ -n "${QKD_BUILD_DIR:-}" ]; then
-  cmake --build "$QKD_BUILD_DIR" --target qkd-kme kme_bench >/dev/null; bin=$QKD_BUILD_DIR/bin
-else
-  cmake --preset release >/dev/null && cmake --build --preset release --target qkd-kme kme_bench >/dev/null; bin=build/release/bin
-fi
+. bench/kme/common.sh
+kme_bench_build
 dir=$(mktemp -d /tmp/qkd-kme-bench-XXXXXX)
-"$bin/qkd-kme" demo "$dir" --prepare-only --log-level warn >/dev/null
-sed -i 's/^reservation_ttl = .*/reservation_ttl = 300/; s/^max_key_count = .*/max_key_count = 10000000/' "$dir"/kme_*.toml
-sed -i 's/^key_rate = .*/key_rate = 1e9/' "$dir"/kme_*.toml
 # One event-loop thread per KME (QKD_KME_THREADS to change): the two KMEs share the two cores, as
 # nginx's two worker processes do.
-sed -i "s/^\[kme\]$/[kme]\nthreads = ${QKD_KME_THREADS:-1}/" "$dir"/kme_*.toml
-# Both servers (the KMEs and nginx alike) run at nice -10 so the load generator's 16 threads on the
+kme_bench_prepare "$dir" "${QKD_KME_THREADS:-1}"
+# Both servers (the KMEs and nginx alike) run at nice -10 so the load generator's threads on the
 # same two cores do not preempt them; on a real deployment the load comes from other machines.
 nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
 nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
@@ -53,16 +47,6 @@ http {
 NGX
 cleanup() { kill $pa $pb 2>/dev/null || true; [ -f "$dir/nginx/nginx.pid" ] && kill "$(cat "$dir/nginx/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
-# demo.json for the generator (ports from the configs)
-python3 - "$dir" <<'PY'
-import json, sys, re, os
-d = sys.argv[1]
-def port(f):
-    return re.search(r'listen = "127.0.0.1:(\d+)"', open(os.path.join(d, f)).read()).group(1)
-json.dump({"ca": "pki/ca.pem", "kmes": [{"kme_id": "KME_A", "url": "https://127.0.0.1:" + port("kme_a.toml")},
-                                        {"kme_id": "KME_B", "url": "https://127.0.0.1:" + port("kme_b.toml")}]},
-          open(os.path.join(d, "demo.json"), "w"))
-PY
 sleep 0.5
 echo '{}' > "$dir/static.json"
 nice -n -10 nginx -c "$dir/nginx/nginx.conf"
