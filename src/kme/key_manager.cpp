@@ -266,7 +266,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
             {
                 std::lock_guard lk(res_mu_);
                 for (const auto& k : keys)
-                    if (reservations_.erase(k.key_ID)) undo.push_back(op::DeleteReservation{k.key_ID});
+                    if (reservations_.erase(k.key_ID)) undo.push_back(op::DeleteReservation{link->out->label(), k.offset});
             }
             if (!undo.empty()) store_.commit(std::move(undo), nullptr);
             return done(Err{server(err)});
@@ -457,10 +457,10 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
             out.push_back({stream, SyncKey{r.key_ID, r.offset, r.bits}, ids.key_IDs[i].key_ID});
             std::erase(r.pending_slaves, caller);
             if (r.pending_slaves.empty()) {
-                ops.push_back(op::DeleteReservation{r.key_ID});
+                ops.push_back(op::DeleteReservation{r.stream, r.offset});
                 reservations_.erase(it);
             } else {
-                ops.push_back(op::SetPending{r.key_ID, r.pending_slaves});
+                ops.push_back(op::SetPending{r.stream, r.offset, r.pending_slaves});
             }
         }
     }
@@ -509,7 +509,7 @@ std::size_t KeyManager::expire_reservations() {
         std::lock_guard lk(res_mu_);
         for (auto it = reservations_.begin(); it != reservations_.end();) {
             if (it->second.expires_unix < now) {
-                ops.push_back(op::DeleteReservation{it->first});
+                ops.push_back(op::DeleteReservation{it->second.stream, it->second.offset});
                 it = reservations_.erase(it);
             } else {
                 ++it;

@@ -48,6 +48,12 @@ std::string Metrics::render(KeyManager& km) const {
     o += fmt::format("qkd_kme_reservations_expired_total{{kme=\"{}\"}} {}\n", id, km.reservations_expired.load());
     o += "# HELP qkd_kme_reservations Keys reserved and waiting for a slave.\n# TYPE qkd_kme_reservations gauge\n";
     o += fmt::format("qkd_kme_reservations{{kme=\"{}\"}} {}\n", id, km.reservation_count());
+    o += "# HELP qkd_kme_db_commits_total State-database transactions committed (each a group of writes).\n"
+         "# TYPE qkd_kme_db_commits_total counter\n";
+    o += fmt::format("qkd_kme_db_commits_total{{kme=\"{}\"}} {}\n", id, km.db_commits());
+    o += "# HELP qkd_kme_db_pages_written_total State-database pages appended to the write-ahead log by those commits.\n"
+         "# TYPE qkd_kme_db_pages_written_total counter\n";
+    o += fmt::format("qkd_kme_db_pages_written_total{{kme=\"{}\"}} {}\n", id, km.db_pages_written());
     o += "# HELP qkd_kme_pool_bits Secret key material available, per link direction.\n# TYPE qkd_kme_pool_bits gauge\n";
     auto levels = km.pool_levels();
     for (const auto& l : levels) o += fmt::format("qkd_kme_pool_bits{{kme=\"{}\",direction=\"{}\"}} {:.0f}\n", id, l.stream, l.available_bits);

@@ -50,34 +50,84 @@ Store::Store(const std::string& path) : path_(path) {
         throw std::runtime_error(fmt::format("{}: cannot open state database: {}", path, m));
     }
     sqlite3_busy_timeout(db_, 5000);
-    // 1 KiB pages for a new database (an existing one keeps its size): a commit writes and
-    // checksums whole pages into the WAL, and a reservation row is ~150 bytes.
-    exec("PRAGMA page_size=1024");
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
-    exec("PRAGMA wal_autocheckpoint=0");  // see checkpoint_loop
-    exec("PRAGMA secure_delete=ON");  // deleted reservations are overwritten, not left in free pages
-    exec("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL)");
-    exec("CREATE TABLE IF NOT EXISTS hwm(stream TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)");
-    exec("CREATE TABLE IF NOT EXISTS reservation(key_id BLOB PRIMARY KEY, stream TEXT NOT NULL, offset INTEGER NOT NULL,"
-         " bits INTEGER NOT NULL, master TEXT NOT NULL, slaves TEXT NOT NULL, pending TEXT NOT NULL, expires INTEGER NOT NULL)"
-         " WITHOUT ROWID");  // one B-tree keyed by key ID: a delivery rewrites one page, not a table page and an index page
-    st_hwm_ = prepare("INSERT INTO hwm(stream, next_offset) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET next_offset = "
-                      "MAX(next_offset, excluded.next_offset)");
-    st_put_ = prepare("INSERT INTO reservation(key_id, stream, offset, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
-    st_pending_ = prepare("UPDATE reservation SET pending = ? WHERE key_id = ?");
-    st_delete_ = prepare("DELETE FROM reservation WHERE key_id = ?");
-    st_begin_ = prepare("BEGIN IMMEDIATE");
-    st_commit_ = prepare("COMMIT");
-    st_rollback_ = prepare("ROLLBACK");
-    st_savepoint_ = prepare("SAVEPOINT item");
-    st_release_ = prepare("RELEASE item");
-    st_rollback_to_ = prepare("ROLLBACK TO item");
+    try {
+        // 1 KiB pages for a new database (an existing one keeps its size): a commit writes and
+        // checksums whole pages into the WAL, and a reservation row is ~150 bytes.
+        exec("PRAGMA page_size=1024");
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=NORMAL");
+        exec("PRAGMA wal_autocheckpoint=0");  // see checkpoint_loop
+        exec("PRAGMA secure_delete=ON");  // deleted reservations are overwritten, not left in free pages
+        exec("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL)");
+        exec("CREATE TABLE IF NOT EXISTS hwm(stream TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)");
+        // Reservations are keyed by (key stream, offset), not by key ID. Offsets are handed out in
+        // increasing order and keys are mostly claimed in the order they were reserved, so a batch of
+        // reservations fills the last pages of the B-tree and a group of deliveries empties a few
+        // neighbouring ones: a commit writes a page or two to the WAL, where random key IDs touched a
+        // page per key. The key is also a guard: one offset of one stream is never reserved twice.
+        // Lookups by key ID happen in memory; the table is read only at start-up.
+        exec("CREATE TABLE IF NOT EXISTS key_reservation(stream TEXT NOT NULL, offset INTEGER NOT NULL, key_id BLOB NOT NULL,"
+             " bits INTEGER NOT NULL, master TEXT NOT NULL, slaves TEXT NOT NULL, pending TEXT NOT NULL, expires INTEGER NOT NULL,"
+             " PRIMARY KEY(stream, offset)) WITHOUT ROWID");
+        migrate_reservations();
+        st_hwm_ = prepare("INSERT INTO hwm(stream, next_offset) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET next_offset = "
+                          "MAX(next_offset, excluded.next_offset)");
+        st_put_ = prepare("INSERT INTO key_reservation(stream, offset, key_id, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
+        st_pending_ = prepare("UPDATE key_reservation SET pending = ? WHERE stream = ? AND offset = ?");
+        st_delete_ = prepare("DELETE FROM key_reservation WHERE stream = ? AND offset = ?");
+        // Pages each commit appends to the WAL: the hook sees the WAL's length after every commit (it
+        // starts again from the beginning after a checkpoint). Replaces auto-checkpointing, which is off.
+        sqlite3_wal_hook(
+            db_,
+            [](void* self, sqlite3*, const char*, int pages) {
+                auto* st = static_cast<Store*>(self);
+                const auto n = static_cast<std::uint64_t>(pages);
+                st->wal_pages_.fetch_add(n >= st->wal_len_ ? n - st->wal_len_ : n, std::memory_order_relaxed);
+                st->wal_len_ = n;
+                return SQLITE_OK;
+            },
+            this);
+        st_begin_ = prepare("BEGIN IMMEDIATE");
+        st_commit_ = prepare("COMMIT");
+        st_rollback_ = prepare("ROLLBACK");
+        st_savepoint_ = prepare("SAVEPOINT item");
+        st_release_ = prepare("RELEASE item");
+        st_rollback_to_ = prepare("ROLLBACK TO item");
+    } catch (...) {  // no destructor runs for a constructor that throws
+        for (auto* st : {st_hwm_, st_put_, st_pending_, st_delete_, st_begin_, st_commit_, st_rollback_, st_savepoint_, st_release_, st_rollback_to_})
+            sqlite3_finalize(st);
+        sqlite3_close(db_);
+        throw;
+    }
     if (sqlite3_open_v2(path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
         throw std::runtime_error(fmt::format("{}: cannot open a checkpoint connection", path));
     sqlite3_busy_timeout(ckpt_db_, 1000);
     writer_ = std::thread([this] { writer_loop(); });
     checkpointer_ = std::thread([this] { checkpoint_loop(); });
+}
+
+void Store::migrate_reservations() {
+    // Databases of earlier versions keep reservations in a table keyed by key ID: move them over
+    // in one transaction (a failure leaves the old table as it was and names the problem).
+    {
+        Stmt q(db_, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'reservation'");
+        if (sqlite3_step(q.s) != SQLITE_ROW || sqlite3_column_int(q.s, 0) == 0) return;
+    }  // finalized here: DROP TABLE fails while a statement is running
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_,
+                                "BEGIN IMMEDIATE;"
+                                "INSERT INTO key_reservation(stream, offset, key_id, bits, master, slaves, pending, expires)"
+                                " SELECT stream, offset, key_id, bits, master, slaves, pending, expires FROM reservation;"
+                                "DROP TABLE reservation;"
+                                "COMMIT;",
+                                nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+        std::string m = err ? err : "?";
+        sqlite3_free(err);
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw std::runtime_error(fmt::format("{}: cannot move reservations to the current table layout: {}", path_, m));
+    }
+    spdlog::info("{}: reservations moved to the current table layout", path_);
 }
 
 void Store::checkpoint_loop() {
@@ -134,7 +184,7 @@ std::map<std::string, std::uint64_t> Store::load_hwms() {
 
 std::vector<Reservation> Store::load_reservations() {
     std::vector<Reservation> out;
-    Stmt st(db_, "SELECT key_id, stream, offset, bits, master, slaves, pending, expires FROM reservation");
+    Stmt st(db_, "SELECT key_id, stream, offset, bits, master, slaves, pending, expires FROM key_reservation");
     while (sqlite3_step(st.s) == SQLITE_ROW) {
         Reservation r;
         if (sqlite3_column_bytes(st.s, 0) != 16) continue;
@@ -170,6 +220,7 @@ void Store::commit(std::vector<Op> ops, std::function<void(bool)> done) {
     bool post = false;
     {
         std::lock_guard lk(mu_);
+        if (queue_.empty()) queue_since_ = std::chrono::steady_clock::now();
         queue_.push_back(Item{std::move(ops), std::move(done)});
         if (post_ && !group_posted_) group_posted_ = post = true;
     }
@@ -188,6 +239,35 @@ void Store::run_commits_on(Poster post) {
 }
 
 void Store::posted_group() {
+    // Under load, a task posted by the first request would commit it almost alone: the requests
+    // that arrive at the same moment still wait for the event loop's next poll. So the task steps
+    // back (posts itself again) while the group is still growing, for at most kMaxRounds rounds and
+    // kMaxGroupWait after the oldest item was queued. A round costs one pass of the event loop; a
+    // commit saved is a lock, a transaction and its page writes.
+    constexpr int kMaxRounds = 6;
+    constexpr auto kMaxGroupWait = std::chrono::microseconds(200);
+    bool again = false;
+    {
+        std::lock_guard lk(mu_);
+        const std::size_t n = queue_.size();
+        if (n > 0 && group_rounds_ < kMaxRounds && (group_rounds_ < 2 || n > group_seen_) &&
+            std::chrono::steady_clock::now() - queue_since_ < kMaxGroupWait) {
+            ++group_rounds_;
+            group_seen_ = n;
+            again = true;
+        } else {
+            group_rounds_ = 0;
+            group_seen_ = 0;
+        }
+    }
+    if (again) {
+        post_([this] { posted_group(); });
+        return;
+    }
+    commit_queued();
+}
+
+void Store::commit_queued() {
     // write_mu_ first: groups reach the database in the order their items were queued.
     std::lock_guard wl(write_mu_);
     std::deque<Item> batch;
@@ -210,7 +290,7 @@ void Store::flush() {
     if (post_ && !queue_.empty()) {
         // The event loop may be gone (shutdown): commit what is queued here.
         lk.unlock();
-        posted_group();
+        commit_queued();
         lk.lock();
     }
     idle_cv_.wait(lk, [&] { return (queue_.empty() || post_) && busy_ == 0; });
@@ -235,9 +315,9 @@ bool Store::apply(const Op& o) {
                 return sqlite3_step(s.s) == SQLITE_DONE;
             } else if constexpr (std::is_same_v<T, op::PutReservation>) {
                 Use s(st_put_);
-                sqlite3_bind_blob(s.s, 1, x.r.key_ID.data(), 16, SQLITE_TRANSIENT);
-                sqlite3_bind_text(s.s, 2, x.r.stream.c_str(), -1, SQLITE_TRANSIENT);
-                sqlite3_bind_int64(s.s, 3, static_cast<sqlite3_int64>(x.r.offset));
+                sqlite3_bind_text(s.s, 1, x.r.stream.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(x.r.offset));
+                sqlite3_bind_blob(s.s, 3, x.r.key_ID.data(), 16, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(s.s, 4, x.r.bits);
                 sqlite3_bind_text(s.s, 5, x.r.master_SAE_ID.c_str(), -1, SQLITE_TRANSIENT);
                 auto a = slaves_text(x.r.slaves);
@@ -250,11 +330,13 @@ bool Store::apply(const Op& o) {
                 Use s(st_pending_);
                 auto p = slaves_text(x.pending);
                 sqlite3_bind_text(s.s, 1, p.c_str(), -1, SQLITE_TRANSIENT);
-                sqlite3_bind_blob(s.s, 2, x.key_ID.data(), 16, SQLITE_TRANSIENT);
+                sqlite3_bind_text(s.s, 2, x.stream.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s.s, 3, static_cast<sqlite3_int64>(x.offset));
                 return sqlite3_step(s.s) == SQLITE_DONE;
             } else {
                 Use s(st_delete_);
-                sqlite3_bind_blob(s.s, 1, x.key_ID.data(), 16, SQLITE_TRANSIENT);
+                sqlite3_bind_text(s.s, 1, x.stream.c_str(), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(x.offset));
                 return sqlite3_step(s.s) == SQLITE_DONE;
             }
         },
@@ -322,7 +404,7 @@ void Store::write_group(std::deque<Item>& batch) {
             }
         }
     }
-    ++commits_;
+    commits_.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t i = 0; i < batch.size(); ++i)
         if (batch[i].done) batch[i].done(committed && ok[i]);
 }

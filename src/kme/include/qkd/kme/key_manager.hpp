@@ -99,6 +99,10 @@ public:
 
     std::vector<PoolLevel> pool_levels();
     std::size_t reservation_count();
+    // State-database transactions committed (each holds a group of requests' writes), and the
+    // pages they wrote.
+    std::uint64_t db_commits() const { return store_.commits(); }
+    std::uint64_t db_pages_written() const { return store_.wal_pages_written(); }
     const Config& config() const { return cfg_; }
     bool is_local_sae(const std::string& id) const;
     bool is_peer_kme(const std::string& id) const { return peers_.count(id) != 0; }

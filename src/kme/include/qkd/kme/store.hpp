@@ -4,6 +4,8 @@
 // never crosses threads on its way to the disk and back; a request that needs its writes durable waits for the commit callback before answering
 // (DESIGN.md §4 "State": high-water marks and reservations are persisted before a key is handed out).
 // WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed group.
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -43,12 +45,16 @@ struct SetHwm {
 struct PutReservation {
     Reservation r;
 };
+// A reservation row is found by its key stream and offset (the table's key), which the caller
+// holds anyway: consecutive reservations then share pages on disk (see Store()).
 struct SetPending {
-    Uuid key_ID;
+    std::string stream;
+    std::uint64_t offset;
     std::vector<std::string> pending;
 };
 struct DeleteReservation {
-    Uuid key_ID;
+    std::string stream;
+    std::uint64_t offset;
 };
 }  // namespace op
 using Op = std::variant<op::SetHwm, op::PutReservation, op::SetPending, op::DeleteReservation>;
@@ -78,7 +84,10 @@ public:
     // Blocks until everything queued so far is committed.
     void flush();
 
-    std::uint64_t commits() const { return commits_; }
+    // Transactions committed so far (each a group of queued items); any thread may read it.
+    std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+    // Database pages written to the WAL by those commits: the disk cost of the state.
+    std::uint64_t wal_pages_written() const { return wal_pages_.load(std::memory_order_relaxed); }
 
 private:
     void writer_loop();
@@ -88,9 +97,11 @@ private:
     };
     void write_group(std::deque<Item>& batch);
     void posted_group();
+    void commit_queued();
     void checkpoint_loop();
     bool apply(const Op& o);
     void exec(const char* sql);
+    void migrate_reservations();
 
     sqlite3* db_ = nullptr;
     // Statements of the writer thread, prepared once.
@@ -113,8 +124,13 @@ private:
     int busy_ = 0;
     Poster post_;                 // set by run_commits_on
     bool group_posted_ = false;   // a posted group task has not taken the queue yet
+    int group_rounds_ = 0;        // times the posted task stepped back for this group
+    std::size_t group_seen_ = 0;  // queue length at its last step back
+    std::chrono::steady_clock::time_point queue_since_{};  // when the oldest queued item came
     std::mutex write_mu_;         // one group at a time, in queue order
-    std::uint64_t commits_ = 0;
+    std::atomic<std::uint64_t> commits_{0};
+    std::atomic<std::uint64_t> wal_pages_{0};
+    std::uint64_t wal_len_ = 0;  // the WAL's length in pages after the last commit (writer only)
     std::thread writer_;
     // WAL checkpoints (and their fsync) run here, off the writer thread, so a commit never waits
     // behind one; this is what kept p99 latency at ~11 ms before.
