@@ -1,21 +1,36 @@
 #pragma once
-// Request handling as a function from (request, caller) to response; the only suspension points
-// are the key manager's durable commits and peer reservations.
-#include <utility>  // Boost 1.74 awaitable.hpp uses std::exchange without including it
-
-#include <boost/asio/awaitable.hpp>
+// Request handling as a function from (request, caller) to response. The answer comes through a
+// callback: at once, or after the key manager's durable commits and peer reservations (then on
+// whichever thread finished them).
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "qkd/kme/metrics.hpp"
 #include "qkd/kme/server.hpp"
 
 namespace qkd::kme {
 
+// An HTTP response as the router builds it; the server writes the status line and headers
+// (Server, Content-Type: application/json, Content-Length, Allow when set, Connection).
+struct Response {
+    unsigned status = 200;
+    unsigned version = 11;  // of the request: 10 or 11
+    bool keep_alive = true;
+    std::string body;  // may hold Base64 key material: wiped by the server after writing
+    const char* allow = nullptr;
+};
+
 struct Routed {
-    HttpResponse response;
+    Response response;
     Endpoint endpoint = Endpoint::Other;
 };
 
-boost::asio::awaitable<Routed> route(HttpRequest req, const Caller& caller, KeyManager& km);
+using RouteDone = std::function<void(Routed)>;
+void route(HttpRequest req, const Caller& caller, KeyManager& km, RouteDone done);
 
 // The parts of a request target: path segments (percent-decoded) and query pairs.
 struct Target {

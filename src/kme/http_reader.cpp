@@ -1,0 +1,79 @@
+#include "qkd/kme/http_reader.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace qkd::kme {
+namespace http = boost::beast::http;
+
+RequestReader::RequestReader(std::size_t header_limit, std::size_t body_limit) : header_limit_(header_limit), body_limit_(body_limit) {
+    reset_parser();
+}
+
+RequestReader::~RequestReader() = default;
+
+void RequestReader::reset_parser() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(header_limit_));
+    parser_->body_limit(body_limit_);
+    parser_->eager(true);
+    continue_sent_ = false;
+}
+
+std::span<char> RequestReader::prepare(std::size_t min) {
+    if (begin_ == end_) begin_ = end_ = 0;
+    if (begin_ > 0 && buf_.size() - end_ < min) {  // move the unparsed rest to the front
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    if (buf_.size() - end_ < min) buf_.resize(end_ + min);
+    return {buf_.data() + end_, buf_.size() - end_};
+}
+
+void RequestReader::commit(std::size_t n) { end_ += std::min(n, buf_.size() - end_); }
+
+RequestReader::Outcome RequestReader::parse() {
+    if (end_ > begin_) started_ = true;
+    for (;;) {
+        if (parser_->is_done()) return {State::Done, 0, {}};
+        if (begin_ == end_) return {};
+        boost::system::error_code ec;
+        const std::size_t n = parser_->put(boost::asio::buffer(buf_.data() + begin_, end_ - begin_), ec);
+        begin_ += n;
+        if (ec == http::error::need_more) {
+            if (n == 0) break;
+            continue;
+        }
+        if (ec == http::error::body_limit) return {State::Error, 413, fmt::format("request body exceeds {} bytes", body_limit_)};
+        if (ec == http::error::header_limit) return {State::Error, 431, fmt::format("request header exceeds {} bytes", header_limit_)};
+        if (ec) return {State::Error, 400, fmt::format("malformed HTTP/1.1 request: {}", ec.message())};
+        if (n == 0 && !parser_->is_done()) break;
+    }
+    // Whatever is buffered cannot be parsed without more. The parser enforces the limits; this is
+    // a backstop against a buffer that would grow without them.
+    if (end_ - begin_ > header_limit_ + body_limit_ + 65536)
+        return {State::Error, 413, fmt::format("request exceeds {} bytes", header_limit_ + body_limit_)};
+    return {};
+}
+
+RequestReader::Request RequestReader::take() {
+    Request r = parser_->release();
+    reset_parser();
+    started_ = end_ > begin_;
+    return r;
+}
+
+bool RequestReader::continue_due() {
+    if (continue_sent_ || !parser_->is_header_done() || parser_->is_done()) return false;
+    const auto& h = parser_->get();
+    if (h.version() < 11 || !boost::beast::iequals(h[http::field::expect], "100-continue")) return false;
+    continue_sent_ = true;
+    return true;
+}
+
+}  // namespace qkd::kme
