@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <string_view>
 
 namespace qkd::kme {
 namespace http = boost::beast::http;
@@ -42,6 +43,14 @@ RequestReader::Outcome RequestReader::parse() {
     for (;;) {
         if (parser_->is_done()) return {State::Done, 0, {}};
         if (begin_ == end_) return {};
+        if (!parser_->is_header_done()) {
+            // Beast checks its header limit on the request line and on the fields separately: a
+            // header that arrives in one piece could reach twice the limit. Count the whole here.
+            const std::string_view rest(buf_.data() + begin_, end_ - begin_);
+            const auto eoh = rest.find("\r\n\r\n");
+            if ((eoh == std::string_view::npos ? rest.size() : eoh + 4) > header_limit_)
+                return {State::Error, 431, fmt::format("request header exceeds {} bytes", header_limit_)};
+        }
         boost::system::error_code ec;
         const std::size_t n = parser_->put(boost::asio::buffer(buf_.data() + begin_, end_ - begin_), ec);
         begin_ += n;

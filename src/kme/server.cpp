@@ -99,6 +99,7 @@ struct Server::Impl {
         std::string out;
         enum class After { NextRequest, Read, Close } after = After::NextRequest;
         bool closed = false, fatal = false;
+        bool peer_done = false;  // the client sent close_notify: answer what came before it, then close
         std::chrono::steady_clock::time_point t0{};
         std::atomic<std::int64_t> deadline_ns{std::numeric_limits<std::int64_t>::max()};
 
@@ -216,6 +217,7 @@ struct Server::Impl {
         }
 
         void read_more() {
+            if (peer_done) return close();
             bool got = false;
             int r = 0;
             for (;;) {
@@ -225,7 +227,14 @@ struct Server::Impl {
                 reader.commit(static_cast<std::size_t>(r));
                 got = true;
             }
-            if (got && SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ) return parse();
+            if (got) {
+                const int e = SSL_get_error(ssl, r);
+                if (e == SSL_ERROR_WANT_READ) return parse();
+                if (e == SSL_ERROR_ZERO_RETURN) {  // a request and close_notify in one flight
+                    peer_done = true;
+                    return parse();
+                }
+            }
             on_ssl_wait(r, &Conn::read_more);
         }
 

@@ -1,0 +1,432 @@
+// RequestReader: HTTP/1.1 requests out of a byte stream (RFC 9112), limits and their answers
+// (400, 413, 431), pipelining and "Expect: 100-continue" (RFC 9110 10.1.1).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+#include "qkd/kme/http_reader.hpp"
+
+namespace qkd::kme {
+// Readable failures: "NeedMore" rather than "4-byte object <01-00 00-00>".
+void PrintTo(RequestReader::State s, std::ostream* os) {
+    *os << (s == RequestReader::State::NeedMore ? "NeedMore" : s == RequestReader::State::Done ? "Done" : "Error");
+}
+}  // namespace qkd::kme
+
+namespace {
+namespace http = boost::beast::http;
+using qkd::kme::RequestReader;
+using State = RequestReader::State;
+
+// The server's limits: header 8192 bytes, body kme.max_body_bytes (default 65536).
+constexpr std::size_t kHeaderLimit = 8192;
+constexpr std::size_t kBodyLimit = 65536;
+
+const std::string kStatus = "GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme-a\r\n\r\n";
+const std::string kEncKeys =
+    "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme-a\r\n"
+    "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"number\":2}";
+
+// Copies `bytes` into the reader the way the server does: prepare(), write, commit().
+void feed(RequestReader& r, std::string_view bytes, std::size_t min_room = 0) {
+    auto room = r.prepare(min_room ? min_room : bytes.size());
+    ASSERT_GE(room.size(), bytes.size());
+    std::memcpy(room.data(), bytes.data(), bytes.size());
+    r.commit(bytes.size());
+}
+
+std::string with_body(std::string_view target, std::string_view extra_headers, std::string_view body) {
+    return "POST " + std::string(target) + " HTTP/1.1\r\nHost: kme-a\r\n" + std::string(extra_headers) +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+}  // namespace
+
+TEST(HttpReader, CompleteRequestInOnePiece) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, kStatus);
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Done);
+    EXPECT_EQ(o.status, 0u);
+    EXPECT_TRUE(o.message.empty());
+    auto req = r.take();
+    EXPECT_EQ(req.method(), http::verb::get);
+    EXPECT_EQ(req.target(), "/api/v1/keys/SAE_B/status");
+    EXPECT_EQ(req.version(), 11u);
+    EXPECT_EQ(req[http::field::host], "kme-a");
+    EXPECT_TRUE(req.body().empty());
+    EXPECT_TRUE(req.keep_alive());
+    // Nothing left: the next parse waits for more.
+    EXPECT_EQ(r.buffered(), 0u);
+    EXPECT_TRUE(r.idle());
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+}
+
+TEST(HttpReader, SameRequestOneByteAtATime) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    for (std::size_t i = 0; i < kEncKeys.size(); ++i) {
+        feed(r, std::string_view(kEncKeys).substr(i, 1), 1);  // prepare(1): the smallest room
+        const auto o = r.parse();
+        if (i + 1 < kEncKeys.size()) {
+            ASSERT_EQ(o.state, State::NeedMore) << "after byte " << i;
+            ASSERT_FALSE(r.idle()) << "after byte " << i;
+        } else {
+            ASSERT_EQ(o.state, State::Done);
+        }
+    }
+    auto req = r.take();
+    EXPECT_EQ(req.method(), http::verb::post);
+    EXPECT_EQ(req.target(), "/api/v1/keys/SAE_B/enc_keys");
+    EXPECT_EQ(req[http::field::content_type], "application/json");
+    EXPECT_EQ(req.body(), "{\"number\":2}");
+    EXPECT_TRUE(r.idle());
+}
+
+TEST(HttpReader, StatusRequestOneByteAtATimeMatchesOnePiece) {
+    RequestReader whole(kHeaderLimit, kBodyLimit), bytes(kHeaderLimit, kBodyLimit);
+    feed(whole, kStatus);
+    ASSERT_EQ(whole.parse().state, State::Done);
+    int done = 0;
+    for (char ch : kStatus) {
+        feed(bytes, std::string_view(&ch, 1));
+        if (bytes.parse().state == State::Done) ++done;
+    }
+    EXPECT_EQ(done, 1);  // only once the last byte is there
+    auto a = whole.take();
+    auto b = bytes.take();
+    EXPECT_EQ(a.target(), b.target());
+    EXPECT_EQ(a.method(), b.method());
+    EXPECT_EQ(a[http::field::host], b[http::field::host]);
+}
+
+TEST(HttpReader, TwoPipelinedRequestsInOneBuffer) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, kStatus + kEncKeys);
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto first = r.take();
+    EXPECT_EQ(first.target(), "/api/v1/keys/SAE_B/status");
+    // The second request's bytes are kept, and the reader is not idle.
+    EXPECT_EQ(r.buffered(), kEncKeys.size());
+    EXPECT_FALSE(r.idle());
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto second = r.take();
+    EXPECT_EQ(second.method(), http::verb::post);
+    EXPECT_EQ(second.target(), "/api/v1/keys/SAE_B/enc_keys");
+    EXPECT_EQ(second.body(), "{\"number\":2}");
+    EXPECT_TRUE(r.idle());
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+}
+
+TEST(HttpReader, PipelinedSecondRequestArrivesInParts) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::size_t cut = 60;  // inside the second request's header
+    ASSERT_LT(cut, kEncKeys.size());
+    // An exactly sized first piece, so that the next prepare() has to move the kept bytes.
+    feed(r, kStatus + kEncKeys.substr(0, cut));
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_EQ(r.take().target(), "/api/v1/keys/SAE_B/status");
+    EXPECT_FALSE(r.idle());
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    feed(r, kEncKeys.substr(cut));
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto second = r.take();
+    EXPECT_EQ(second.target(), "/api/v1/keys/SAE_B/enc_keys");
+    EXPECT_EQ(second.body(), "{\"number\":2}");
+}
+
+TEST(HttpReader, PostWithContentLengthBody) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string body = R"({"number":3,"size":512,"additional_slave_SAE_IDs":["SAE_C"]})";
+    feed(r, with_body("/api/v1/keys/SAE_B/enc_keys", "Content-Type: application/json\r\n", body));
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto req = r.take();
+    EXPECT_EQ(req.method(), http::verb::post);
+    EXPECT_EQ(req.body(), body);
+    EXPECT_EQ(req[http::field::content_length], std::to_string(body.size()));
+}
+
+TEST(HttpReader, BodyArrivesAfterHeader) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string msg = with_body("/api/v1/keys/SAE_B/enc_keys", "", "{\"number\":1}");
+    const std::size_t header_end = msg.find("\r\n\r\n") + 4;
+    feed(r, msg.substr(0, header_end));
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    feed(r, msg.substr(header_end, 5));
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    feed(r, msg.substr(header_end + 5));
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_EQ(r.take().body(), "{\"number\":1}");
+}
+
+TEST(HttpReader, BodyExactlyAtTheLimitIsAccepted) {
+    RequestReader r(kHeaderLimit, 1000);
+    const std::string body(1000, 'x');
+    feed(r, with_body("/x", "", body));
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_EQ(r.take().body().size(), 1000u);
+}
+
+TEST(HttpReader, ChunkedBody) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r,
+         "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "5\r\n{\"num\r\n"
+         "7;ext=1\r\nber\":1}\r\n"
+         "0\r\n\r\n");
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto req = r.take();
+    EXPECT_TRUE(req.chunked());
+    EXPECT_EQ(req.body(), "{\"number\":1}");
+    EXPECT_TRUE(r.idle());
+}
+
+TEST(HttpReader, ChunkedBodyInPiecesWithAPipelinedRequestAfterIt) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "POST /a HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    feed(r, "2\r\nde\r\n0\r\n");
+    EXPECT_EQ(r.parse().state, State::NeedMore);  // the last chunk needs its final CRLF
+    feed(r, "\r\n" + kStatus);
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_EQ(r.take().body(), "abcde");
+    EXPECT_EQ(r.buffered(), kStatus.size());
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_EQ(r.take().target(), "/api/v1/keys/SAE_B/status");
+}
+
+TEST(HttpReader, ChunkedBodyOverTheLimitIs413) {
+    RequestReader r(kHeaderLimit, 256);
+    feed(r, "POST /a HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n");  // 512 bytes
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 413u);
+    EXPECT_EQ(o.message, "request body exceeds 256 bytes");
+}
+
+TEST(HttpReader, HeaderOver8192BytesIs431) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme-a\r\nX-Pad: " + std::string(10000, 'a') +
+                "\r\n\r\n");
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 431u);
+    EXPECT_EQ(o.message, "request header exceeds 8192 bytes");
+}
+
+TEST(HttpReader, UnfinishedHeaderOver8192BytesIs431WithoutWaitingForItsEnd) {
+    // A client that keeps sending header bytes must be stopped, not buffered.
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "GET / HTTP/1.1\r\nX-Pad: " + std::string(9000, 'a'));
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 431u);
+}
+
+TEST(HttpReader, HeaderOver8192BytesFedInPiecesIs431) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "GET / HTTP/1.1\r\nHost: kme-a\r\n");
+    ASSERT_EQ(r.parse().state, State::NeedMore);
+    RequestReader::Outcome o;
+    for (int i = 0; i < 100 && o.state == State::NeedMore; ++i) {
+        feed(r, "X-Pad-" + std::to_string(i) + ": " + std::string(200, 'b') + "\r\n");
+        o = r.parse();
+    }
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 431u);
+}
+
+TEST(HttpReader, LongRequestLineAndLongFieldsTogetherAre431) {
+    // The limit is on the whole header (request line and fields): 5000 + 5000 bytes is over it.
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string msg = "GET /" + std::string(5000, 't') + " HTTP/1.1\r\nHost: kme-a\r\nX-Pad: " +
+                            std::string(5000, 'a') + "\r\n\r\n";
+    ASSERT_GT(msg.size(), kHeaderLimit);
+    feed(r, msg);
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Error) << "a " << msg.size() << "-byte header was accepted";
+    EXPECT_EQ(o.status, 431u);
+}
+
+TEST(HttpReader, HeaderJustUnderTheLimitIsAccepted) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string head = "GET / HTTP/1.1\r\nHost: kme-a\r\nX-Pad: ";
+    const std::string msg = head + std::string(8000 - head.size(), 'a') + "\r\n\r\n";
+    ASSERT_LT(msg.size(), kHeaderLimit);
+    feed(r, msg);
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_EQ(r.take()["X-Pad"].size(), 8000 - head.size());
+}
+
+TEST(HttpReader, ContentLengthOverTheBodyLimitIs413BeforeTheBody) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme-a\r\nContent-Length: 100000\r\n\r\n");
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 413u);
+    EXPECT_EQ(o.message, "request body exceeds 65536 bytes");
+}
+
+TEST(HttpReader, ContentLengthOneOverAConfiguredLimitIs413) {
+    RequestReader r(kHeaderLimit, 1000);
+    feed(r, with_body("/x", "", std::string(1001, 'x')));
+    auto o = r.parse();
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 413u);
+    EXPECT_EQ(o.message, "request body exceeds 1000 bytes");
+}
+
+TEST(HttpReader, GarbageRequestLineIs400) {
+    for (std::string bad : {
+             std::string("HELLO\r\n\r\n"),
+             std::string("GET /api/v1/keys/SAE_B/status HTTP/9.9\r\n\r\n"),
+             std::string("GET\r\n\r\n"),
+             std::string("G@T / HTTP/1.1\r\n\r\n"),
+             std::string("GET / HTTP/1.1 trailing\r\n\r\n"),
+             std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15),  // a TLS ClientHello
+         }) {
+        RequestReader r(kHeaderLimit, kBodyLimit);
+        feed(r, bad);
+        auto o = r.parse();
+        ASSERT_EQ(o.state, State::Error) << testing::PrintToString(bad);
+        EXPECT_EQ(o.status, 400u) << testing::PrintToString(bad);
+        EXPECT_EQ(o.message.rfind("malformed HTTP/1.1 request: ", 0), 0u) << o.message;
+    }
+}
+
+TEST(HttpReader, BadFieldsAre400) {
+    for (std::string bad : {
+             std::string("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
+             std::string("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+             std::string("GET / HTTP/1.1\r\nNo colon here\r\n\r\n"),
+             std::string("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+         }) {
+        RequestReader r(kHeaderLimit, kBodyLimit);
+        feed(r, bad);
+        auto o = r.parse();
+        ASSERT_EQ(o.state, State::Error) << testing::PrintToString(bad);
+        EXPECT_EQ(o.status, 400u) << testing::PrintToString(bad);
+    }
+}
+
+TEST(HttpReader, ExpectContinueIsDueExactlyOnce) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string msg = with_body("/api/v1/keys/SAE_B/enc_keys", "Expect: 100-continue\r\n", "{\"number\":1}");
+    const std::size_t header_end = msg.find("\r\n\r\n") + 4;
+    feed(r, msg.substr(0, header_end - 2));  // header not complete yet
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_FALSE(r.continue_due());
+    feed(r, "\r\n");
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_TRUE(r.continue_due());
+    EXPECT_FALSE(r.continue_due());
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_FALSE(r.continue_due());
+    feed(r, msg.substr(header_end, 3));  // part of the body
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_FALSE(r.continue_due());
+    feed(r, msg.substr(header_end + 3));
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_FALSE(r.continue_due());
+    EXPECT_EQ(r.take().body(), "{\"number\":1}");
+}
+
+TEST(HttpReader, ExpectContinueIsDueOncePerRequest) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string msg = with_body("/a", "Expect: 100-Continue\r\n", "{}");  // case-insensitive
+    const std::string head = msg.substr(0, msg.size() - 2);
+    feed(r, head);
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_TRUE(r.continue_due());
+    feed(r, "{}" + head);  // the body, then the next request's header
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_FALSE(r.continue_due());
+    EXPECT_EQ(r.take().body(), "{}");
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_TRUE(r.continue_due());
+    EXPECT_FALSE(r.continue_due());
+}
+
+TEST(HttpReader, NoContinueWithoutTheHeader) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    const std::string msg = with_body("/a", "", "{\"number\":1}");
+    feed(r, msg.substr(0, msg.size() - 12));  // header only
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_FALSE(r.continue_due());
+}
+
+TEST(HttpReader, NoContinueWhenTheBodyIsAlreadyThere) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, with_body("/a", "Expect: 100-continue\r\n", "{\"number\":1}"));
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_FALSE(r.continue_due());
+    r.take();
+    EXPECT_FALSE(r.continue_due());
+}
+
+TEST(HttpReader, NoContinueForARequestWithoutBody) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "GET /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_FALSE(r.continue_due());
+}
+
+TEST(HttpReader, NoContinueForHttp10) {
+    // RFC 9110 10.1.1: a server must not send 100 Continue to an HTTP/1.0 client.
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "POST /a HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_FALSE(r.continue_due());
+}
+
+TEST(HttpReader, Http10KeepAliveOnlyWhenAsked) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto a = r.take();
+    EXPECT_EQ(a.version(), 10u);
+    EXPECT_FALSE(a.keep_alive());
+    ASSERT_EQ(r.parse().state, State::Done);
+    auto b = r.take();
+    EXPECT_EQ(b.version(), 10u);
+    EXPECT_TRUE(b.keep_alive());
+}
+
+TEST(HttpReader, IdleAndBuffered) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    EXPECT_TRUE(r.idle());
+    EXPECT_EQ(r.buffered(), 0u);
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_TRUE(r.idle());
+    // Room alone is not data.
+    auto room = r.prepare(100);
+    EXPECT_GE(room.size(), 100u);
+    EXPECT_TRUE(r.idle());
+    EXPECT_EQ(r.buffered(), 0u);
+    // Committed bytes are buffered until parsed.
+    std::memcpy(room.data(), "GET /a", 6);
+    r.commit(6);
+    EXPECT_EQ(r.buffered(), 6u);
+    EXPECT_FALSE(r.idle());
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_FALSE(r.idle());  // a request has started
+    feed(r, " HTTP/1.1\r\nContent-Length: 4\r\n\r\nab");
+    EXPECT_EQ(r.parse().state, State::NeedMore);
+    EXPECT_EQ(r.buffered(), 0u);  // the parser took the header and the body so far
+    EXPECT_FALSE(r.idle());       // ... but the request is not complete
+    feed(r, "cd");
+    ASSERT_EQ(r.parse().state, State::Done);
+    EXPECT_FALSE(r.idle());  // done but not taken
+    EXPECT_EQ(r.take().body(), "abcd");
+    EXPECT_TRUE(r.idle());
+    EXPECT_EQ(r.buffered(), 0u);
+}
+
+TEST(HttpReader, CommitNeverExceedsThePreparedRoom) {
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    auto room = r.prepare(10);
+    r.commit(room.size() + 1000);
+    EXPECT_EQ(r.buffered(), room.size());
+}
