@@ -4,7 +4,7 @@
 # Usage: bench/kme/run.sh [CONNS] [SECONDS]     (builds the release preset first)
 # Env: QKD_BUILD_DIR (use this build tree), QKD_KME_THREADS (event-loop threads per KME, default 1),
 #      QKD_BENCH_THREADS (generator threads, default 2), QKD_BENCH_ROUNDS (default 3),
-#      QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
+#      QKD_BENCH_PIN=1 (KME_A on CPU 0, KME_B on CPU 1), QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
 #      QKD_BENCH_DUMP=FILE (with PACED_ONLY: each pair's start time and both latencies),
 #      QKD_BENCH_PERF=FILE (perf profile of both KMEs; QKD_BENCH_PERF_CG for perf's call-graph
 #      option, default -g), QKD_BENCH_STRACE=PREFIX (system call counts per KME; slows them down)
@@ -21,6 +21,8 @@ kme_bench_prepare "$dir" "${QKD_KME_THREADS:-1}"
 # same two cores do not preempt them; on a real deployment the load comes from other machines.
 nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
 nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
+# QKD_BENCH_PIN=1: KME_A on CPU 0 and KME_B on CPU 1 (the generator and nginx float).
+if [ -n "${QKD_BENCH_PIN:-}" ]; then taskset -apc 0 "$pa" >/dev/null; taskset -apc 1 "$pb" >/dev/null; fi
 ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx/nginx.conf" <<NGX
