@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 conns=${1:-16}; secs=${2:-5}
 . bench/kme/common.sh
 kme_bench_build
-dir=$(mktemp -d /tmp/qkd-kme-bench-XXXXXX)
+dir=$(mktemp -d "${QKD_BENCH_TMP:-/tmp}/qkd-kme-bench-XXXXXX")
 # One event-loop thread per KME (QKD_KME_THREADS to change): the two KMEs share the two cores, as
 # nginx's two worker processes do.
 kme_bench_prepare "$dir" "${QKD_KME_THREADS:-1}"
