@@ -4,7 +4,8 @@
 # Usage: bench/kme/run.sh [CONNS] [SECONDS]     (builds the release preset first)
 # Env: QKD_BUILD_DIR (use this build tree), QKD_KME_THREADS (event-loop threads per KME, default 1),
 #      QKD_BENCH_THREADS (generator threads, default 2), QKD_BENCH_ROUNDS (default 3),
-#      QKD_BENCH_PIN=1 (KME_A on CPU 0, KME_B on CPU 1), QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
+#      QKD_BENCH_PIN=1 (KME_A on CPU 0, KME_B on CPU 1), QKD_BENCH_TMP=DIR (where the state goes, default /tmp),
+#      QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
 #      QKD_BENCH_DUMP=FILE (with PACED_ONLY: each pair's start time and both latencies),
 #      QKD_BENCH_PERF=FILE (perf profile of both KMEs; QKD_BENCH_PERF_CG for perf's call-graph
 #      option, default -g), QKD_BENCH_STRACE=PREFIX (system call counts per KME; slows them down)
