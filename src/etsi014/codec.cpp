@@ -188,7 +188,9 @@ std::string encode(const KeyIds& ids) {
 std::string encode(const ErrorBody& e) {
     json j = {{"message", e.message}};
     if (!e.details.empty()) j["details"] = extensions_json(e.details);
-    return j.dump();
+    // Messages quote what the client sent (percent-decoded, possibly cut mid-character): invalid
+    // UTF-8 becomes U+FFFD instead of an exception.
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 // Written by hand so the Base64 key text exists in exactly one buffer the caller can wipe.

@@ -484,11 +484,15 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
     for (const auto& s : req.slaves)
         if (!is_local_sae(s)) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {}", s, cfg_.kme_id))});
     std::vector<Op> ops;
+    std::set<Uuid> ids;
     {
         std::lock_guard lk(res_mu_);
+        std::set<std::uint64_t> offsets;
         for (const auto& k : req.keys) {
             if (k.bits == 0 || k.bits % 8 != 0 || k.bits > 65536) return done(Err{bad("key bits must be a positive multiple of 8")});
-            if (reservations_.count(k.key_ID)) return done(Err{bad(fmt::format("key_ID {} is already reserved", uuid_format(k.key_ID)))});
+            if (reservations_.count(k.key_ID) || !ids.insert(k.key_ID).second)
+                return done(Err{bad(fmt::format("key_ID {} is already reserved", uuid_format(k.key_ID)))});
+            if (!offsets.insert(k.offset).second) return done(Err{bad(fmt::format("offset {} appears twice in the reservation", k.offset))});
         }
         for (const auto& k : req.keys) {
             Reservation r{k.key_ID, req.stream, k.offset, k.bits, req.master_SAE_ID, req.slaves, req.slaves, req.expires_unix};
@@ -496,8 +500,17 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
             reservations_.emplace(k.key_ID, std::move(r));
         }
     }
-    store_.commit(std::move(ops), [done](bool ok) {
-        if (!ok) return done(Err{server(std::string(msg::kKeyDataAccess))});
+    // A refused commit (an offset of this stream reserved before, under another key ID) must not
+    // leave the entries in memory: their deletion would address the other reservation's row.
+    std::vector<Uuid> added(ids.begin(), ids.end());
+    store_.commit(std::move(ops), [this, done, added = std::move(added)](bool ok) {
+        if (!ok) {
+            {
+                std::lock_guard lk(res_mu_);
+                for (const auto& id : added) reservations_.erase(id);
+            }
+            return done(Err{server(std::string(msg::kKeyDataAccess))});
+        }
         done(0);
     });
 }

@@ -99,7 +99,8 @@ struct Server::Impl {
         std::string out;
         enum class After { NextRequest, Read, Close } after = After::NextRequest;
         bool closed = false, fatal = false;
-        bool peer_done = false;  // the client sent close_notify: answer what came before it, then close
+        bool peer_done = false;
+        std::uint64_t request_no = 0;  // an answer for an earlier request number is dropped  // the client sent close_notify: answer what came before it, then close
         std::chrono::steady_clock::time_point t0{};
         std::atomic<std::int64_t> deadline_ns{std::numeric_limits<std::int64_t>::max()};
 
@@ -181,6 +182,7 @@ struct Server::Impl {
         void input_then_read() { need_input(&Conn::read_more); }
 
         void handshake() {
+            ERR_clear_error();  // SSL_get_error reads this thread's queue: nothing stale in it
             const int r = SSL_do_handshake(ssl);
             if (r == 1) {
                 sh->metrics.tls_handshake(true);
@@ -222,6 +224,7 @@ struct Server::Impl {
             int r = 0;
             for (;;) {
                 auto room = reader.prepare();
+                ERR_clear_error();
                 r = SSL_read(ssl, room.data(), static_cast<int>(std::min<std::size_t>(room.size(), 1 << 30)));
                 if (r <= 0) break;
                 reader.commit(static_cast<std::size_t>(r));
@@ -250,9 +253,32 @@ struct Server::Impl {
         void dispatch() {
             disarm();  // the key manager bounds its own work (peer timeout)
             t0 = std::chrono::steady_clock::now();
-            route(reader.take(), caller, sh->km, [self = shared_from_this()](Routed r) {
+            // The router and the key manager answer problems with a response; anything thrown
+            // (out of memory, a bug) costs this request a 500, never the process.
+            try {
+                dispatch_route();
+            } catch (const std::exception& e) {
+                spdlog::error("request failed: {}", e.what());
+                fail_500();
+            }
+        }
+
+        void fail_500() {
+            ++request_no;  // should the key manager still answer the failed request: ignored
+            Response res;
+            res.status = 500;
+            res.keep_alive = false;
+            res.body = R"({"message":"internal error; see the KME's log"})";
+            sh->metrics.record(Endpoint::Other, 500, {});
+            respond(std::move(res));
+        }
+
+        void dispatch_route() {
+            const std::uint64_t no = ++request_no;
+            route(reader.take(), caller, sh->km, [self = shared_from_this(), no](Routed r) {
                 auto ex = self->sock.get_executor();
-                asio::post(ex, [self = std::move(self), r = std::move(r)]() mutable {
+                asio::post(ex, [self = std::move(self), r = std::move(r), no]() mutable {
+                    if (self->closed || self->request_no != no) return wipe_string(r.response.body);
                     self->sh->metrics.record(r.endpoint, static_cast<int>(r.response.status), std::chrono::steady_clock::now() - self->t0);
                     self->respond(std::move(r.response));
                 });
@@ -278,6 +304,7 @@ struct Server::Impl {
 
         void write_out() {
             // Into wbio in one go (a memory BIO takes everything), then out to the socket.
+            ERR_clear_error();
             const int r = SSL_write(ssl, out.data(), static_cast<int>(out.size()));
             wipe_string(out);
             if (r <= 0) {
@@ -295,6 +322,7 @@ struct Server::Impl {
         // Closes after a last close_notify (best effort, never waits).
         void close() {
             if (closed) return;
+            ERR_clear_error();
             if (ssl && !fatal && SSL_is_init_finished(ssl) && SSL_shutdown(ssl) >= 0) {
                 char* p = nullptr;
                 const long n = BIO_get_mem_data(wbio, &p);
@@ -390,9 +418,6 @@ Server::Server(asio::io_context& io, const Config& cfg, KeyManager& km, Metrics&
 Server::~Server() = default;
 
 void Server::start() {
-    // OpenSSL writes to the socket with write(2): a client that went away must give EPIPE, not
-    // end the process (servers such as nginx do the same).
-    std::signal(SIGPIPE, SIG_IGN);
     Impl::bind(impl_->api, Impl::endpoint(impl_->cfg.listen_host, impl_->cfg.listen_port));
     impl_->accept_next();
     impl_->sweep();

@@ -93,14 +93,15 @@ Store::Store(const std::string& path) : path_(path) {
         st_savepoint_ = prepare("SAVEPOINT item");
         st_release_ = prepare("RELEASE item");
         st_rollback_to_ = prepare("ROLLBACK TO item");
+        if (sqlite3_open_v2(path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
+            throw std::runtime_error(fmt::format("{}: cannot open a checkpoint connection", path));
     } catch (...) {  // no destructor runs for a constructor that throws
         for (auto* st : {st_hwm_, st_put_, st_pending_, st_delete_, st_begin_, st_commit_, st_rollback_, st_savepoint_, st_release_, st_rollback_to_})
             sqlite3_finalize(st);
+        sqlite3_close(ckpt_db_);  // also after a failed open
         sqlite3_close(db_);
         throw;
     }
-    if (sqlite3_open_v2(path.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
-        throw std::runtime_error(fmt::format("{}: cannot open a checkpoint connection", path));
     sqlite3_busy_timeout(ckpt_db_, 1000);
     writer_ = std::thread([this] { writer_loop(); });
     checkpointer_ = std::thread([this] { checkpoint_loop(); });

@@ -43,6 +43,8 @@ ssl::context make_server_context(const Config& cfg) {
     common_setup(ctx.native_handle(), cfg, true);
     SSL_CTX_set_client_CA_list(ctx.native_handle(), SSL_load_client_CA_file(cfg.ca.c_str()));
     SSL_CTX_set_session_id_context(ctx.native_handle(), reinterpret_cast<const unsigned char*>("qkd-kme"), 7);
+    // No TLS 1.2 renegotiation: it would stall an answer mid-write and costs CPU at the client's will.
+    SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_RENEGOTIATION);
     return ctx;
 }
 

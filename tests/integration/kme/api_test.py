@@ -112,6 +112,10 @@ try:
     c.eq("PUT -> 405", (st, r.getheader("Allow")), (405, "GET, POST"))
     st, body, _ = a.call("POST", "/api/v1/keys/SAE_B/status", {})
     c.eq("POST status -> 405", st, 405)
+    st, body, _ = a.call("GET", "/api/v1/keys/SAE_B/enc_keys?%FF%C3=1")  # invalid UTF-8 quoted in the message
+    c.true("invalid UTF-8 in a query name -> 400", st == 400 and "not allowed" in body.get("message", ""), str(body))
+    st, body, _ = demo.client("SAE_A").call("GET", "/api/v1/keys/SAE_B/status")
+    c.eq("still serving after it", st, 200)
     st, body, _ = a.call("GET", "/api/v2/whatever")
     c.eq("unknown path -> 404", st, 404)
     st, body, _ = demo.client("SAE_A").call("POST", "/api/v1/keys/SAE_B/enc_keys", "{" + " " * 70000 + "}")

@@ -134,6 +134,31 @@ TEST_F(Pair, MasterAndSlaveGetTheSameKeyExactlyOnce) {
     EXPECT_EQ(b->keys_delivered_slave, 3u);
 }
 
+TEST_F(Pair, PeerReservationsNeverShareAKeyIdOrAnOffset) {
+    // A misbehaving peer: the same key ID twice in one request, the same offset twice, and an
+    // offset reserved earlier under another key ID. None may leave a second copy of a key ID or an
+    // in-memory entry whose deletion would address another reservation's row.
+    auto reserve = [&](std::vector<SyncKey> keys) {
+        SyncRequest r{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 4102444800, std::move(keys)};
+        std::promise<std::string> p;
+        b->peer_reserve("KME_A", r, [&](ApiResult<int> res) { p.set_value(res ? "" : res.error().message); });
+        return p.get_future().get();
+    };
+    const qkd::Uuid x = qkd::uuid_random_v4(), y = qkd::uuid_random_v4(), z = qkd::uuid_random_v4();
+    EXPECT_NE(reserve({{x, 1 << 20, 256}, {x, 2 << 20, 256}}), "");  // one key ID twice
+    EXPECT_NE(reserve({{x, 1 << 20, 256}, {y, 1 << 20, 256}}), "");  // one offset twice
+    EXPECT_EQ(b->reservation_count(), 0u);
+    EXPECT_EQ(reserve({{x, 1 << 20, 256}}), "");
+    EXPECT_NE(reserve({{z, 1 << 20, 256}}), "");  // offset taken by x: the commit is refused
+    EXPECT_EQ(b->reservation_count(), 1u);        // and z is not left in memory
+    auto got = dec(*b, "SAE_B", "SAE_A", {qkd::uuid_format(z)});
+    EXPECT_FALSE(got);
+    restart();
+    auto again = dec(*b, "SAE_B", "SAE_A", {qkd::uuid_format(x)});
+    ASSERT_TRUE(again) << again.error().message;  // x's row survived everything above
+    EXPECT_EQ(again->keys.size(), 1u);
+}
+
 TEST_F(Pair, DecKeysIsAllOrNothingAndChecksTheMaster) {
     auto m = enc("SAE_A", "SAE_B");
     ASSERT_TRUE(m);
