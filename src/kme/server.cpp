@@ -7,7 +7,6 @@
 
 #include <array>
 #include <atomic>
-#include <csignal>
 #include <iterator>
 #include <limits>
 #include <mutex>
@@ -259,18 +258,9 @@ struct Server::Impl {
                 dispatch_route();
             } catch (const std::exception& e) {
                 spdlog::error("request failed: {}", e.what());
-                fail_500();
+                ++request_no;  // should the key manager still answer it: ignored
+                fail(500, "internal error; see the KME's log");
             }
-        }
-
-        void fail_500() {
-            ++request_no;  // should the key manager still answer the failed request: ignored
-            Response res;
-            res.status = 500;
-            res.keep_alive = false;
-            res.body = R"({"message":"internal error; see the KME's log"})";
-            sh->metrics.record(Endpoint::Other, 500, {});
-            respond(std::move(res));
         }
 
         void dispatch_route() {

@@ -38,6 +38,16 @@ void feed(RequestReader& r, std::string_view bytes, std::size_t min_room = 0) {
     r.commit(bytes.size());
 }
 
+// parse() must stop with `status` (and `message`, when given).
+void expect_error(RequestReader& r, unsigned status, std::string_view message = {}) {
+    auto o = r.parse();
+    ASSERT_EQ(o.state, RequestReader::State::Error);
+    EXPECT_EQ(o.status, status);
+    if (!message.empty()) {
+        EXPECT_EQ(o.message, message);
+    }
+}
+
 std::string with_body(std::string_view target, std::string_view extra_headers, std::string_view body) {
     return "POST " + std::string(target) + " HTTP/1.1\r\nHost: kme-a\r\n" + std::string(extra_headers) +
            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
@@ -200,29 +210,21 @@ TEST(HttpReader, ChunkedBodyInPiecesWithAPipelinedRequestAfterIt) {
 TEST(HttpReader, ChunkedBodyOverTheLimitIs413) {
     RequestReader r(kHeaderLimit, 256);
     feed(r, "POST /a HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n");  // 512 bytes
-    auto o = r.parse();
-    ASSERT_EQ(o.state, State::Error);
-    EXPECT_EQ(o.status, 413u);
-    EXPECT_EQ(o.message, "request body exceeds 256 bytes");
+    expect_error(r, 413, "request body exceeds 256 bytes");
 }
 
 TEST(HttpReader, HeaderOver8192BytesIs431) {
     RequestReader r(kHeaderLimit, kBodyLimit);
     feed(r, "GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme-a\r\nX-Pad: " + std::string(10000, 'a') +
                 "\r\n\r\n");
-    auto o = r.parse();
-    ASSERT_EQ(o.state, State::Error);
-    EXPECT_EQ(o.status, 431u);
-    EXPECT_EQ(o.message, "request header exceeds 8192 bytes");
+    expect_error(r, 431, "request header exceeds 8192 bytes");
 }
 
 TEST(HttpReader, UnfinishedHeaderOver8192BytesIs431WithoutWaitingForItsEnd) {
     // A client that keeps sending header bytes must be stopped, not buffered.
     RequestReader r(kHeaderLimit, kBodyLimit);
     feed(r, "GET / HTTP/1.1\r\nX-Pad: " + std::string(9000, 'a'));
-    auto o = r.parse();
-    ASSERT_EQ(o.state, State::Error);
-    EXPECT_EQ(o.status, 431u);
+    expect_error(r, 431);
 }
 
 TEST(HttpReader, HeaderOver8192BytesFedInPiecesIs431) {
@@ -263,19 +265,13 @@ TEST(HttpReader, HeaderJustUnderTheLimitIsAccepted) {
 TEST(HttpReader, ContentLengthOverTheBodyLimitIs413BeforeTheBody) {
     RequestReader r(kHeaderLimit, kBodyLimit);
     feed(r, "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme-a\r\nContent-Length: 100000\r\n\r\n");
-    auto o = r.parse();
-    ASSERT_EQ(o.state, State::Error);
-    EXPECT_EQ(o.status, 413u);
-    EXPECT_EQ(o.message, "request body exceeds 65536 bytes");
+    expect_error(r, 413, "request body exceeds 65536 bytes");
 }
 
 TEST(HttpReader, ContentLengthOneOverAConfiguredLimitIs413) {
     RequestReader r(kHeaderLimit, 1000);
     feed(r, with_body("/x", "", std::string(1001, 'x')));
-    auto o = r.parse();
-    ASSERT_EQ(o.state, State::Error);
-    EXPECT_EQ(o.status, 413u);
-    EXPECT_EQ(o.message, "request body exceeds 1000 bytes");
+    expect_error(r, 413, "request body exceeds 1000 bytes");
 }
 
 TEST(HttpReader, GarbageRequestLineIs400) {
