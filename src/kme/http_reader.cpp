@@ -21,8 +21,9 @@ void RequestReader::reset_parser() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(header_limit_));
     parser_->body_limit(body_limit_);
-    parser_->eager(true);
+    parser_->eager(false);  // stop after the header: it is checked before any body is parsed
     continue_sent_ = false;
+    header_checked_ = false;
 }
 
 std::span<char> RequestReader::prepare(std::size_t min) {
@@ -61,6 +62,16 @@ RequestReader::Outcome RequestReader::parse() {
         if (ec == http::error::body_limit) return {State::Error, 413, fmt::format("request body exceeds {} bytes", body_limit_)};
         if (ec == http::error::header_limit) return {State::Error, 431, fmt::format("request header exceeds {} bytes", header_limit_)};
         if (ec) return {State::Error, 400, fmt::format("malformed HTTP/1.1 request: {}", ec.message())};
+        if (parser_->is_header_done() && !header_checked_) {
+            header_checked_ = true;
+            // Chunked request bodies are refused (RFC 9112 allows 411): Boost 1.74's chunk parser
+            // asserts on some malformed trailers that arrive in pieces (found by fuzzing), and
+            // ETSI 014 clients send Content-Length.
+            if (parser_->chunked())
+                return {State::Error, 411, "chunked request bodies are not accepted; send the body with Content-Length"};
+            parser_->eager(true);
+            continue;
+        }
         if (n == 0 && !parser_->is_done()) break;
     }
     // Whatever is buffered cannot be parsed without more. The parser enforces the limits; this is

@@ -179,38 +179,30 @@ TEST(HttpReader, BodyExactlyAtTheLimitIsAccepted) {
     EXPECT_EQ(r.take().body().size(), 1000u);
 }
 
-TEST(HttpReader, ChunkedBody) {
+TEST(HttpReader, ChunkedBodyIs411BeforeAnyOfItIsParsed) {
+    // Chunked request bodies are refused: Boost 1.74's chunk parser asserts on some malformed
+    // trailers fed in pieces. The 411 comes as soon as the header is complete.
     RequestReader r(kHeaderLimit, kBodyLimit);
-    feed(r,
-         "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5\r\n{\"num\r\n"
-         "7;ext=1\r\nber\":1}\r\n"
-         "0\r\n\r\n");
-    ASSERT_EQ(r.parse().state, State::Done);
-    auto req = r.take();
-    EXPECT_TRUE(req.chunked());
-    EXPECT_EQ(req.body(), "{\"number\":1}");
-    EXPECT_TRUE(r.idle());
+    feed(r, "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    expect_error(r, 411, "chunked request bodies are not accepted; send the body with Content-Length");
+    RequestReader whole(kHeaderLimit, kBodyLimit);
+    feed(whole, "POST /a HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n");
+    expect_error(whole, 411);
 }
 
-TEST(HttpReader, ChunkedBodyInPiecesWithAPipelinedRequestAfterIt) {
-    RequestReader r(kHeaderLimit, kBodyLimit);
-    feed(r, "POST /a HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
-    EXPECT_EQ(r.parse().state, State::NeedMore);
-    feed(r, "2\r\nde\r\n0\r\n");
-    EXPECT_EQ(r.parse().state, State::NeedMore);  // the last chunk needs its final CRLF
-    feed(r, "\r\n" + kStatus);
-    ASSERT_EQ(r.parse().state, State::Done);
-    EXPECT_EQ(r.take().body(), "abcde");
-    EXPECT_EQ(r.buffered(), kStatus.size());
-    ASSERT_EQ(r.parse().state, State::Done);
-    EXPECT_EQ(r.take().target(), "/api/v1/keys/SAE_B/status");
-}
-
-TEST(HttpReader, ChunkedBodyOverTheLimitIs413) {
-    RequestReader r(kHeaderLimit, 256);
-    feed(r, "POST /a HTTP/1.1\r\nHost: kme-a\r\nTransfer-Encoding: chunked\r\n\r\n200\r\n");  // 512 bytes
-    expect_error(r, 413, "request body exceeds 256 bytes");
+TEST(HttpReader, FuzzCaseChunkedTrailerInPiecesIsRefusedNotAsserted) {
+    // The input with which libFuzzer hit Beast's assertion in parse_chunk_header, fed 4 bytes at
+    // a time as the harness did.
+    const std::string in = "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nTransfer-Encoding: chunked\r\nE:pxcet 10" +
+                           std::string(18, '\xff') + "0-continue\r\n\r\n0\r\n{\"n keeon\nali\"slav\n";
+    RequestReader r(512, 256);
+    RequestReader::Outcome o;
+    for (std::size_t i = 0; i < in.size() && o.state == State::NeedMore; i += 4) {
+        feed(r, std::string_view(in).substr(i, 4));
+        o = r.parse();
+    }
+    EXPECT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 411u);
 }
 
 TEST(HttpReader, HeaderOver8192BytesIs431) {
@@ -297,7 +289,6 @@ TEST(HttpReader, BadFieldsAre400) {
              std::string("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
              std::string("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
              std::string("GET / HTTP/1.1\r\nNo colon here\r\n\r\n"),
-             std::string("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
          }) {
         RequestReader r(kHeaderLimit, kBodyLimit);
         feed(r, bad);

@@ -1,7 +1,7 @@
 #pragma once
 // HTTP/1.1 requests from a byte stream, without I/O: the server decrypts TLS records into the
 // reader's buffer and asks it for complete requests. Beast's parser does the parsing (header
-// limit, body limit, Content-Length and chunked bodies); the reader keeps bytes that belong to
+// limit, body limit, Content-Length bodies; chunked bodies get 411); the reader keeps bytes that belong to
 // the next request (pipelining) and says when a client waits for "100 Continue".
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -29,7 +29,7 @@ public:
     enum class State { NeedMore, Done, Error };
     struct Outcome {
         State state = State::NeedMore;
-        unsigned status = 0;  // with Error: 400, 413 or 431
+        unsigned status = 0;  // with Error: 400, 411, 413 or 431
         std::string message;  // with Error: what was wrong
     };
     // Parses what is buffered. Done: take() the request. Error: answer `status` and close.
@@ -51,6 +51,7 @@ private:
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
     bool started_ = false;
     bool continue_sent_ = false;
+    bool header_checked_ = false;
 };
 
 }  // namespace qkd::kme
