@@ -3,10 +3,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <iostream>
 #include <thread>
 
 #include "qkd/common/log.hpp"
+#include "qkd/kme/affinity.hpp"
 #include "qkd/kme/demo.hpp"
 #include "qkd/kme/instance.hpp"
 
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
             return qkd::kme::run_demo(demo);
         }
         auto cfg = qkd::kme::load_config(config);
+        qkd::kme::check_cpu_affinity(cfg);
         if (*check) {
             std::cout << config << ": OK (" << cfg.kme_id << ", " << cfg.saes.size() << " local SAEs, " << cfg.peers.size() << " peers)\n";
             return 0;
@@ -53,10 +56,27 @@ int main(int argc, char** argv) {
         boost::asio::signal_set signals(io, SIGINT, SIGTERM);
         signals.async_wait([&](auto, int) { io.stop(); });
         const int n = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        // Event-loop threads are pinned ([kme] cpu_affinity) once the helper threads (the state
+        // database's checkpointer) exist, so those keep floating.
+        std::atomic<bool> pin_failed{false};
+        auto loop = [&](int i) {
+            try {
+                qkd::kme::pin_event_loop_thread(cfg, i);
+            } catch (const std::exception& e) {
+                spdlog::error("{}", e.what());
+                pin_failed = true;
+                io.stop();
+                return;
+            }
+            io.run();
+        };
         std::vector<std::thread> threads;
-        for (int i = 1; i < n; ++i) threads.emplace_back([&] { io.run(); });
-        io.run();
+        for (int i = 1; i < n; ++i) threads.emplace_back(loop, i);
+        if (!cfg.cpu_affinity.empty())
+            spdlog::info("{}: {} event-loop threads on CPUs {}", cfg.kme_id, n, qkd::kme::cpu_list_text(cfg.cpu_affinity));
+        loop(0);
         for (auto& t : threads) t.join();
+        if (pin_failed) return 2;
         spdlog::info("{} stopped", cfg.kme_id);
         return 0;
     } catch (const std::exception& e) {

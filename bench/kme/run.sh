@@ -4,7 +4,9 @@
 # Usage: bench/kme/run.sh [CONNS] [SECONDS]     (builds the release preset first)
 # Env: QKD_BUILD_DIR (use this build tree), QKD_KME_THREADS (event-loop threads per KME, default 1),
 #      QKD_BENCH_THREADS (generator threads, default 2), QKD_BENCH_ROUNDS (default 3),
-#      QKD_BENCH_PIN=1 (KME_A on CPU 0, KME_B on CPU 1), QKD_BENCH_TMP=DIR (where the state goes, default /tmp),
+#      QKD_BENCH_PIN=0 (do not pin; by default KME_A's event loop runs on CPU 0 and KME_B's on CPU 1 through
+#      [kme] cpu_affinity, and nginx's two workers likewise through worker_cpu_affinity),
+#      QKD_BENCH_TMP=DIR (where the state goes, default /tmp),
 #      QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
 #      QKD_BENCH_DUMP=FILE (with PACED_ONLY: each pair's start time and both latencies),
 #      QKD_BENCH_PERF=FILE (perf profile of both KMEs; QKD_BENCH_PERF_CG for perf's call-graph
@@ -18,17 +20,25 @@ dir=$(mktemp -d "${QKD_BENCH_TMP:-/tmp}/qkd-kme-bench-XXXXXX")
 # One event-loop thread per KME (QKD_KME_THREADS to change): the two KMEs share the two cores, as
 # nginx's two worker processes do.
 kme_bench_prepare "$dir" "${QKD_KME_THREADS:-1}"
+# Each server's event loops on their own CPU (KME_A on 0, KME_B on 1; nginx's workers on 0 and 1),
+# as an operator of a latency-sensitive server on a small machine would set it: unpinned, the
+# scheduler moves the single-threaded KMEs between the two CPUs and the tail at half load grows by
+# a third to a half (README, session 5). QKD_BENCH_PIN=0 lets both float.
+pin=${QKD_BENCH_PIN:-1}; [ "$pin" = 0 ] && pin=
+if [ -n "$pin" ]; then
+  sed -i 's/^\[kme\]$/[kme]\ncpu_affinity = [0]/' "$dir/kme_a.toml"
+  sed -i 's/^\[kme\]$/[kme]\ncpu_affinity = [1]/' "$dir/kme_b.toml"
+fi
 # Both servers (the KMEs and nginx alike) run at nice -10 so the load generator's threads on the
 # same two cores do not preempt them; on a real deployment the load comes from other machines.
 nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_a.toml" 2>"$dir/a.log" & pa=$!
 nice -n -10 "$bin/qkd-kme" serve -c "$dir/kme_b.toml" 2>"$dir/b.log" & pb=$!
-# QKD_BENCH_PIN=1: KME_A on CPU 0 and KME_B on CPU 1 (the generator and nginx float).
-if [ -n "${QKD_BENCH_PIN:-}" ]; then taskset -apc 0 "$pa" >/dev/null; taskset -apc 1 "$pb" >/dev/null; fi
 ngport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx/nginx.conf" <<NGX
 user root;
 worker_processes 2;
+${pin:+worker_cpu_affinity 01 10;}
 pid $dir/nginx/nginx.pid;
 error_log $dir/nginx/error.log;
 events { worker_connections 1024; }

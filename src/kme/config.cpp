@@ -25,6 +25,13 @@ struct Ctx {
     }
 };
 
+// A TOML value as written, for error messages.
+std::string toml_text(const toml::node& n) {
+    std::ostringstream o;
+    n.visit([&](const auto& v) { o << v; });
+    return o.str();
+}
+
 void check_known(const Ctx& c, const toml::table& t, const std::string& prefix, std::initializer_list<std::string_view> known) {
     for (const auto& [k, v] : t) {
         bool ok = false;
@@ -156,7 +163,7 @@ Config parse_config(const std::string& text, const std::string& file) {
     if (!kme) c.fail("kme", "missing [kme] table");
     check_known(c, *kme, "kme.",
                 {"id", "listen", "cert", "key", "ca", "tls_min_version", "tls_groups", "pq_only", "state_db", "metrics_listen",
-                 "log_level", "threads", "request_timeout", "max_body_bytes"});
+                 "log_level", "threads", "cpu_affinity", "request_timeout", "max_body_bytes"});
     cfg.kme_id = req_string(c, *kme, "kme.", "id");
     std::tie(cfg.listen_host, cfg.listen_port) = host_port(c, "kme.listen", req_string(c, *kme, "kme.", "listen"));
     cfg.cert = c.path(req_string(c, *kme, "kme.", "cert"));
@@ -178,6 +185,18 @@ Config parse_config(const std::string& text, const std::string& file) {
         cfg.log_level != "error" && cfg.log_level != "off")
         c.fail("kme.log_level", "expected one of trace, debug, info, warn, error, off");
     cfg.threads = static_cast<int>(opt_int(c, *kme, "kme.", "threads", 0, 0, 64));
+    if (auto n = kme->get("cpu_affinity")) {
+        // Like nginx's worker_cpu_affinity: event-loop thread i runs on the i-th CPU of the list
+        // (round robin when there are more threads than CPUs).
+        auto a = n->as_array();
+        if (!a || a->empty()) c.fail("kme.cpu_affinity", "must be a non-empty array of CPU numbers, e.g. [0] or [0, 1]");
+        for (const auto& e : *a) {
+            auto v = e.value<std::int64_t>();
+            if (!e.is_integer() || !v || *v < 0 || *v >= kMaxCpu)
+                c.fail("kme.cpu_affinity", fmt::format("must be an array of CPU numbers 0-{}, got {}", kMaxCpu - 1, toml_text(e)));
+            cfg.cpu_affinity.push_back(static_cast<int>(*v));
+        }
+    }
     cfg.request_timeout = std::chrono::milliseconds(
         static_cast<std::int64_t>(opt_number(c, *kme, "kme.", "request_timeout", 10, 0.01, 3600) * 1000));
     cfg.max_body_bytes = static_cast<std::size_t>(opt_int(c, *kme, "kme.", "max_body_bytes", 65536, 256, 1 << 20));

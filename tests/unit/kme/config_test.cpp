@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "qkd/kme/affinity.hpp"
 #include "qkd/kme/config.hpp"
 
 using qkd::kme::ConfigError;
@@ -24,6 +27,12 @@ link_seed_file = "seed"
 key_rate = 5000
 outages = [{ start = 10, duration = 5, every = 60 }]
 )";
+
+// kGood with one more line in its [kme] table.
+std::string with_kme_key(const std::string& line) {
+    std::string t = kGood;
+    return t.replace(t.find("[kme]\n"), 6, "[kme]\n" + line + "\n");
+}
 
 std::string error_of(const std::string& text) {
     try {
@@ -69,10 +78,69 @@ TEST(KmeConfig, ErrorsNameFileKeyAndExpectation) {
          "key 'peer[0].prefetch_keys': must be between 0 and 4096"},
         {std::string(kGood).replace(std::string(kGood).find("key_rate = 5000"), 15, "key_rate = 5000\nprefetch_keys = -1"),
          "key 'peer[0].prefetch_keys'"},
+        {with_kme_key("cpu_affinity = 0"), "key 'kme.cpu_affinity': must be a non-empty array of CPU numbers"},
+        {with_kme_key("cpu_affinity = []"), "key 'kme.cpu_affinity': must be a non-empty array of CPU numbers"},
+        {with_kme_key("cpu_affinity = [0, -1]"), "key 'kme.cpu_affinity': must be an array of CPU numbers 0-1023, got -1"},
+        {with_kme_key("cpu_affinity = [1024]"), "key 'kme.cpu_affinity': must be an array of CPU numbers 0-1023, got 1024"},
+        {with_kme_key("cpu_affinity = [\"0\"]"), "key 'kme.cpu_affinity': must be an array of CPU numbers 0-1023, got '0'"},
+        {with_kme_key("cpu_affinity = [0.5]"), "key 'kme.cpu_affinity': must be an array of CPU numbers 0-1023, got 0.5"},
     };
     for (const auto& c : cases) {
         auto e = error_of(c.text);
         EXPECT_NE(e.find(c.expect), std::string::npos) << "expected \"" << c.expect << "\" in \"" << e << "\"";
         EXPECT_NE(e.find("/etc/kme/a.toml"), std::string::npos) << e;
     }
+}
+
+TEST(KmeConfig, CpuAffinityIsAListOfCpus) {
+    EXPECT_TRUE(parse_config(kGood, "/etc/kme/a.toml").cpu_affinity.empty());  // not pinned unless asked
+    EXPECT_EQ(parse_config(with_kme_key("cpu_affinity = [1, 0, 1023]"), "/etc/kme/a.toml").cpu_affinity, (std::vector<int>{1, 0, 1023}));
+}
+
+TEST(KmeAffinity, CpuListsArePrintedAsRanges) {
+    using qkd::kme::cpu_list_text;
+    EXPECT_EQ(cpu_list_text({}), "");
+    EXPECT_EQ(cpu_list_text({0}), "0");
+    EXPECT_EQ(cpu_list_text({0, 1, 2, 3, 6}), "0-3,6");
+    EXPECT_EQ(cpu_list_text({1, 3, 4}), "1,3-4");
+}
+
+TEST(KmeAffinity, ACpuThisProcessMayNotUseIsRefusedWithTheAllowedList) {
+    auto cfg = parse_config(kGood, "/etc/kme/a.toml");
+    const auto allowed = qkd::kme::allowed_cpus();
+    ASSERT_FALSE(allowed.empty());
+    cfg.cpu_affinity = {allowed.front()};
+    EXPECT_NO_THROW(qkd::kme::check_cpu_affinity(cfg));
+    cfg.cpu_affinity = {allowed.front(), 1023};  // no test machine has 1024 CPUs
+    try {
+        qkd::kme::check_cpu_affinity(cfg);
+        FAIL() << "CPU 1023 accepted";
+    } catch (const ConfigError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("/etc/kme/a.toml: key 'kme.cpu_affinity': CPU 1023 is not available to this process; it may run on CPUs "),
+                  std::string::npos) << m;
+        EXPECT_NE(m.find(qkd::kme::cpu_list_text(allowed)), std::string::npos) << m;
+    }
+}
+
+TEST(KmeAffinity, PinningMovesOnlyTheCallingThread) {
+    auto cfg = parse_config(kGood, "/etc/kme/a.toml");
+    const auto allowed = qkd::kme::allowed_cpus();
+    cfg.cpu_affinity = {allowed.back(), allowed.front()};
+    std::vector<int> in_thread, after;
+    std::thread t([&] {
+        qkd::kme::pin_event_loop_thread(cfg, 1);  // thread 1 -> the second entry
+        in_thread = qkd::kme::allowed_cpus();
+    });
+    t.join();
+    after = qkd::kme::allowed_cpus();
+    EXPECT_EQ(in_thread, std::vector<int>{allowed.front()});
+    EXPECT_EQ(after, allowed);  // this thread was not moved
+    cfg.cpu_affinity.clear();
+    std::thread u([&] {
+        qkd::kme::pin_event_loop_thread(cfg, 0);  // no cpu_affinity: nothing changes
+        in_thread = qkd::kme::allowed_cpus();
+    });
+    u.join();
+    EXPECT_EQ(in_thread, allowed);
 }

@@ -53,6 +53,8 @@ struct KeyLimits {
     std::int64_t max_SAE_ID_count = 4;
 };
 
+inline constexpr int kMaxCpu = 1024;  // CPU_SETSIZE: CPU numbers a cpu_set_t can hold
+
 struct Config {
     std::string file;                // where it was read from
     std::string kme_id;
@@ -67,6 +69,7 @@ struct Config {
     std::uint16_t metrics_port = 0;
     std::string log_level = "info";
     int threads = 0;                 // 0 = hardware threads
+    std::vector<int> cpu_affinity;   // event-loop thread i runs on CPU cpu_affinity[i % size]; empty = not pinned
     std::chrono::milliseconds request_timeout{10000};
     std::size_t max_body_bytes = 65536;
     std::chrono::seconds reservation_ttl{300};
