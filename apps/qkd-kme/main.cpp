@@ -3,6 +3,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <iostream>
 #include <thread>
@@ -50,6 +52,19 @@ int main(int argc, char** argv) {
             return 0;
         }
         qkd::log_init("qkd-kme", cfg.log_level);
+        // Each SAE and peer connection holds a descriptor: the soft limit (often 1024) goes up to
+        // the hard one, and an operator learns at start-up if max_connections cannot be reached.
+        if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            if (rl.rlim_cur < rl.rlim_max) {
+                rlimit up = rl;
+                up.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+            }
+            if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < cfg.max_connections + 64)
+                spdlog::warn("{}: at most {} file descriptors may be open (ulimit -n), fewer than kme.max_connections = {} needs; "
+                             "beyond that new connections wait",
+                             cfg.kme_id, rl.rlim_cur, cfg.max_connections);
+        }
         boost::asio::io_context io;
         qkd::kme::Instance kme(io, cfg);
         kme.start();

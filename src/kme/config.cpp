@@ -163,7 +163,7 @@ Config parse_config(const std::string& text, const std::string& file) {
     if (!kme) c.fail("kme", "missing [kme] table");
     check_known(c, *kme, "kme.",
                 {"id", "listen", "cert", "key", "ca", "tls_min_version", "tls_groups", "pq_only", "state_db", "metrics_listen",
-                 "log_level", "threads", "cpu_affinity", "request_timeout", "max_body_bytes"});
+                 "log_level", "threads", "cpu_affinity", "request_timeout", "max_body_bytes", "max_connections"});
     cfg.kme_id = req_string(c, *kme, "kme.", "id");
     std::tie(cfg.listen_host, cfg.listen_port) = host_port(c, "kme.listen", req_string(c, *kme, "kme.", "listen"));
     cfg.cert = c.path(req_string(c, *kme, "kme.", "cert"));
@@ -200,6 +200,7 @@ Config parse_config(const std::string& text, const std::string& file) {
     cfg.request_timeout = std::chrono::milliseconds(
         static_cast<std::int64_t>(opt_number(c, *kme, "kme.", "request_timeout", 10, 0.01, 3600) * 1000));
     cfg.max_body_bytes = static_cast<std::size_t>(opt_int(c, *kme, "kme.", "max_body_bytes", 65536, 256, 1 << 20));
+    cfg.max_connections = static_cast<std::size_t>(opt_int(c, *kme, "kme.", "max_connections", 10000, 1, 1'000'000));
 
     if (auto keys = root["keys"].as_table()) {
         check_known(c, *keys, "keys.",

@@ -61,6 +61,9 @@ struct Server::Impl {
     tcp::acceptor api;
     asio::steady_timer sweeper;
     std::optional<tcp::acceptor> metrics_acc;
+    std::atomic<bool> accept_paused{false};  // by max_connections or a lack of descriptors; the sweeper resumes
+    std::atomic<std::int64_t> accept_resume_ns{0};
+    std::atomic<std::int64_t> last_accept_warning_ns{std::numeric_limits<std::int64_t>::min() / 2};
 
     Impl(asio::io_context& i, const Config& c, KeyManager& k, Metrics& m)
         : io(i), cfg(c), km(k), metrics(m), shared(std::make_shared<Shared>(c, k, m, make_server_context(c))), api(i), sweeper(i) {}
@@ -340,13 +343,60 @@ struct Server::Impl {
         }
     };
 
+    // Out of file descriptors (or kernel memory), accept fails while the connection stays in the
+    // backlog and the listening socket stays readable: accepting again at once would spin.
+    static bool out_of_resources(const boost::system::error_code& ec) {
+        return ec == asio::error::no_descriptors || ec == boost::system::error_code(ENFILE, boost::system::system_category()) ||
+               ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+    }
+
+    std::size_t open_connections() {
+        std::lock_guard lk(shared->mu);
+        return shared->conns.size();
+    }
+
+    // At most one warning every 10 s: a server out of descriptors would otherwise log one per try.
+    bool warn_now() {
+        const auto now = Conn::now_ns();
+        auto last = last_accept_warning_ns.load(std::memory_order_relaxed);
+        return now - last >= std::chrono::nanoseconds(std::chrono::seconds(10)).count() &&
+               last_accept_warning_ns.compare_exchange_strong(last, now, std::memory_order_relaxed);
+    }
+
+    // The sweeper accepts again once `wait` has passed and fewer than max_connections are open;
+    // meanwhile new connections wait in the kernel's listen backlog.
+    void pause_accepting(std::chrono::milliseconds wait) {
+        accept_resume_ns.store(Conn::now_ns() + std::chrono::nanoseconds(wait).count(), std::memory_order_relaxed);
+        accept_paused.store(true);
+    }
+
     void accept_next() {
         api.async_accept(asio::make_strand(io), [this](boost::system::error_code ec, tcp::socket sock) {
             if (ec == asio::error::operation_aborted) return;
-            if (ec) spdlog::warn("accept: {}", ec.message());
-            else std::make_shared<Conn>(shared, std::move(sock))->start();
+            if (ec) {
+                if (out_of_resources(ec)) {
+                    if (warn_now())
+                        spdlog::warn("accept: {} ({} connections open); pausing new connections for 100 ms at a time", ec.message(),
+                                     open_connections());
+                    return pause_accepting(std::chrono::milliseconds(100));
+                }
+                spdlog::debug("accept: {}", ec.message());  // this one connection failed (the client gave up)
+                return accept_next();
+            }
+            std::make_shared<Conn>(shared, std::move(sock))->start();
+            if (const auto n = open_connections(); n >= cfg.max_connections) {
+                if (warn_now())
+                    spdlog::warn("{} connections open (kme.max_connections); new connections wait in the listen backlog", n);
+                return pause_accepting(std::chrono::milliseconds(0));
+            }
             accept_next();
         });
+    }
+
+    void resume_accepting_if_due() {
+        if (!accept_paused.load() || Conn::now_ns() < accept_resume_ns.load(std::memory_order_relaxed)) return;
+        if (open_connections() >= cfg.max_connections) return;
+        if (accept_paused.exchange(false)) accept_next();
     }
 
     void sweep() {
@@ -362,6 +412,7 @@ struct Server::Impl {
                         if (auto sp = w.lock()) due.push_back(std::move(sp));
             }
             for (auto& c : due) asio::post(c->sock.get_executor(), [c] { c->expire(); });
+            resume_accepting_if_due();
             sweep();
         });
     }
@@ -371,7 +422,13 @@ struct Server::Impl {
             boost::system::error_code ec;
             tcp::socket sock = co_await metrics_acc->async_accept(asio::redirect_error(asio::use_awaitable, ec));
             if (ec == asio::error::operation_aborted) co_return;
-            if (ec) continue;
+            if (ec) {
+                if (out_of_resources(ec)) {  // as for the API: wait instead of spinning
+                    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+                    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                }
+                continue;
+            }
             asio::co_spawn(sock.get_executor(), metrics_session(std::move(sock)), asio::detached);
         }
     }

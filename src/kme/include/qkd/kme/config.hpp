@@ -72,6 +72,7 @@ struct Config {
     std::vector<int> cpu_affinity;   // event-loop thread i runs on CPU cpu_affinity[i % size]; empty = not pinned
     std::chrono::milliseconds request_timeout{10000};
     std::size_t max_body_bytes = 65536;
+    std::size_t max_connections = 10000;  // API connections open at once; more wait in the listen backlog
     std::chrono::seconds reservation_ttl{300};
     KeyLimits limits;
     IdentityRule identity_rule = IdentityRule::SanUri;

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Connection limits of a real `qkd-kme serve`:
+- kme.max_connections: beyond it, new connections wait in the listen backlog (their TLS handshake
+  does not start) and are taken as soon as an open one closes;
+- out of file descriptors (RLIMIT_NOFILE): the accept loop pauses instead of spinning and logging
+  every try, warns at start-up that max_connections cannot be reached, and serves again once
+  descriptors are free."""
+import http.client
+import json
+import os
+import re
+import resource
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kmetest import Checks  # noqa: E402
+
+BIN = sys.argv[1]
+c = Checks()
+d = tempfile.mkdtemp(prefix="qkd-kme-limits-")
+subprocess.run([BIN, "demo", d, "--prepare-only", "--log-level", "warn"], check=True, stdout=subprocess.DEVNULL)
+cfg_path = os.path.join(d, "kme_a.toml")
+with open(cfg_path) as f:
+    base = f.read()
+port = int(re.search(r'(?m)^listen = "127\.0\.0\.1:(\d+)"', base).group(1))
+ctx = ssl.create_default_context(cafile=os.path.join(d, "pki/ca.pem"))
+ctx.load_cert_chain(os.path.join(d, "pki/sae_a.pem"), os.path.join(d, "pki/sae_a.key"))
+
+
+def start(extra, nofile=None):
+    cfg, n = re.subn(r'(?m)^(id = "KME_A"\n)', r"\1" + extra + r"\n", base, count=1)
+    assert n == 1, "no [kme] id line in kme_a.toml"
+    with open(cfg_path, "w") as f:
+        f.write(cfg)
+    log = open(os.path.join(d, "kme_a.log"), "w+")
+
+    def limit():
+        if nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    proc = subprocess.Popen([BIN, "serve", "-c", cfg_path], stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
+    deadline = time.time() + 30
+    while True:
+        try:
+            status(timeout=2)
+            return proc, log
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                raise RuntimeError("KME_A did not start: " + log.read())
+            time.sleep(0.05)
+
+
+def tls(timeout=5):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def status(conn=None, timeout=5):
+    """Get status over `conn` (an open TLS socket) or a new connection; returns the HTTP status."""
+    s = conn or tls(timeout)
+    s.sendall(b"GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed before a response")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+    while len(body) < length:
+        body += s.recv(4096)
+    if conn is None:
+        s.close()
+    return int(head.split()[1])
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(proc, what):
+    proc.terminate()
+    try:
+        c.eq(f"{what}: exit code after SIGTERM", proc.wait(timeout=20), 0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        c.true(f"{what}: stops on SIGTERM", False)
+
+
+# ---- kme.max_connections = 3 ---------------------------------------------------------------------
+proc, log = start("max_connections = 3")
+try:
+    time.sleep(0.3)  # the start-up probe's connection is closed and swept
+    held = [tls() for _ in range(3)]
+    c.eq("three connections under the cap answer", [status(h) for h in held], [200, 200, 200])
+    done = {}
+
+    def fourth():
+        try:
+            s = tls(timeout=10)  # returns once the handshake is complete
+            done["at"] = time.time()
+            done["status"] = status(s)
+            s.close()
+        except Exception as e:  # noqa: BLE001
+            done["error"] = repr(e)
+
+    t = threading.Thread(target=fourth)
+    t.start()
+    time.sleep(1.0)
+    c.true("a fourth connection waits while three are open", "at" not in done and "error" not in done, str(done))
+    closed_at = time.time()
+    held.pop().close()
+    t.join(15)
+    c.true("the fourth connection is served once one closes", done.get("status") == 200, str(done))
+    if "at" in done:
+        waited = done["at"] - closed_at
+        print(f"fourth connection's handshake completed {waited:.2f} s after a slot freed")
+        c.true("within 1 s of the slot freeing", 0 <= waited < 1.0, f"{waited:.2f} s")
+    c.eq("the held connections still answer", [status(h) for h in held], [200, 200])
+    for h in held:
+        h.close()
+    log.seek(0)
+    c.true("the cap is logged", "connections open (kme.max_connections)" in log.read())
+finally:
+    stop(proc, "max_connections server")
+
+# ---- RLIMIT_NOFILE = 40: runs out of descriptors -------------------------------------------------
+proc, log = start("", nofile=40)
+raws = []
+try:
+    log.seek(0)
+    c.true("start-up warns that max_connections needs more descriptors",
+           "file descriptors may be open (ulimit -n), fewer than kme.max_connections" in log.read())
+    for _ in range(60):  # more than the server can accept: the rest stay in the backlog
+        raws.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    time.sleep(0.5)
+    log.seek(0)
+    c.true("the server ran out of descriptors", "Too many open files" in log.read())
+    c0, t0 = cpu_seconds(proc.pid), time.time()
+    time.sleep(1.5)
+    used = (cpu_seconds(proc.pid) - c0) / (time.time() - t0)
+    print(f"KME CPU while out of descriptors: {used:.3f} cores")
+    c.true("the accept loop does not spin while out of descriptors", used < 0.2, f"{used:.3f} cores")
+    log.seek(0)
+    n = log.read().count("Too many open files")
+    c.true("the lack of descriptors is logged once, not for every try", n == 1, f"{n} lines")
+    for r in raws:
+        r.close()
+    raws = []
+    deadline = time.time() + 10
+    got = None
+    while time.time() < deadline and got != 200:
+        try:
+            got = status(timeout=2)
+        except OSError:
+            time.sleep(0.1)
+    c.eq("serves again once descriptors are free", got, 200)
+finally:
+    for r in raws:
+        r.close()
+    stop(proc, "descriptor-limited server")
+
+sys.exit(c.done())
