@@ -5,6 +5,7 @@
 #include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -24,6 +25,11 @@ void RequestReader::reset_parser() {
     parser_->eager(false);  // stop after the header: it is checked before any body is parsed
     continue_sent_ = false;
     header_checked_ = false;
+    chunked_ = false;
+    chunk_ = Chunk::Size;
+    chunk_left_ = 0;
+    trailer_bytes_ = 0;
+    body_.clear();
 }
 
 std::span<char> RequestReader::prepare(std::size_t min) {
@@ -41,6 +47,7 @@ void RequestReader::commit(std::size_t n) { end_ += std::min(n, buf_.size() - en
 
 RequestReader::Outcome RequestReader::parse() {
     if (end_ > begin_) started_ = true;
+    if (chunked_) return parse_chunked();
     for (;;) {
         if (parser_->is_done()) return {State::Done, 0, {}};
         if (begin_ == end_) return {};
@@ -64,11 +71,11 @@ RequestReader::Outcome RequestReader::parse() {
         if (ec) return {State::Error, 400, fmt::format("malformed HTTP/1.1 request: {}", ec.message())};
         if (parser_->is_header_done() && !header_checked_) {
             header_checked_ = true;
-            // Chunked request bodies are refused (RFC 9112 allows 411): Boost 1.74's chunk parser
-            // asserts on some malformed trailers that arrive in pieces (found by fuzzing), and
-            // ETSI 014 clients send Content-Length.
-            if (parser_->chunked())
-                return {State::Error, 411, "chunked request bodies are not accepted; send the body with Content-Length"};
+            // Beast stops here (eager(false)) and never sees a chunked body.
+            if (parser_->chunked()) {
+                chunked_ = true;
+                return parse_chunked();
+            }
             parser_->eager(true);
             continue;
         }
@@ -81,7 +88,101 @@ RequestReader::Outcome RequestReader::parse() {
     return {};
 }
 
+RequestReader::Outcome RequestReader::parse_chunked() {
+    // RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; the last chunk has size
+    // 0 and is followed by the trailer section and an empty line. Lines end in CRLF (a bare LF is
+    // an error: lenient line endings are how request smuggling starts).
+    auto bad = [](std::string m) { return Outcome{State::Error, 400, "malformed chunked body: " + std::move(m)}; };
+    for (;;) {
+        const std::string_view rest(buf_.data() + begin_, end_ - begin_);
+        switch (chunk_) {
+            case Chunk::Done:
+                return {State::Done, 0, {}};
+            case Chunk::Data: {
+                const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, rest.size()));
+                if (n == 0) return {};
+                body_.append(rest.data(), n);
+                begin_ += n;
+                chunk_left_ -= n;
+                if (chunk_left_ == 0) chunk_ = Chunk::DataEnd;
+                continue;
+            }
+            case Chunk::DataEnd:
+                if (rest.size() < 2) {
+                    if (!rest.empty() && rest[0] != '\r') return bad("chunk data is not followed by CRLF");
+                    return {};
+                }
+                if (rest[0] != '\r' || rest[1] != '\n') return bad("chunk data is not followed by CRLF");
+                begin_ += 2;
+                chunk_ = Chunk::Size;
+                continue;
+            case Chunk::Size:
+            case Chunk::Trailer: {
+                const auto eol = rest.find("\r\n");
+                const std::size_t line_len = eol == std::string_view::npos ? rest.size() : eol;
+                const auto lf = rest.substr(0, line_len).find('\n');
+                if (lf != std::string_view::npos) return bad("a line ends in a bare LF; expected CRLF");
+                if (chunk_ == Chunk::Size && line_len > kMaxChunkLine)
+                    return bad(fmt::format("chunk-size line exceeds {} bytes", kMaxChunkLine));
+                if (chunk_ == Chunk::Trailer && trailer_bytes_ + line_len + 2 > header_limit_)
+                    return {State::Error, 431, fmt::format("request trailer section exceeds {} bytes", header_limit_)};
+                if (eol == std::string_view::npos) return {};
+                const std::string_view line = rest.substr(0, eol);
+                begin_ += eol + 2;
+                if (chunk_ == Chunk::Trailer) {
+                    if (line.empty()) {
+                        chunk_ = Chunk::Done;
+                        continue;
+                    }
+                    // field-line = field-name ":" OWS field-value OWS; trailers are read and dropped.
+                    const auto colon = line.find(':');
+                    if (colon == 0 || colon == std::string_view::npos ||
+                        line.substr(0, colon).find_first_of(" \t") != std::string_view::npos)
+                        return bad("a trailer line is not \"name: value\"");
+                    trailer_bytes_ += line.size() + 2;
+                    continue;
+                }
+                std::uint64_t size = 0;
+                std::size_t i = 0;
+                for (; i < line.size(); ++i) {
+                    const char ch = line[i];
+                    int v;
+                    if (ch >= '0' && ch <= '9') v = ch - '0';
+                    else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
+                    else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
+                    else break;
+                    if (i >= 16) return bad("chunk size has more than 16 hex digits");
+                    size = size * 16 + static_cast<std::uint64_t>(v);
+                }
+                if (i == 0) return bad("expected a hexadecimal chunk size");
+                // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ): ignored, but only after ';'.
+                std::size_t j = i;
+                while (j < line.size() && (line[j] == ' ' || line[j] == '\t')) ++j;
+                if (j < line.size() && line[j] != ';') return bad("unexpected characters after the chunk size");
+                if (size > body_limit_ - body_.size())
+                    return {State::Error, 413, fmt::format("request body exceeds {} bytes", body_limit_)};
+                if (size == 0) {
+                    chunk_ = Chunk::Trailer;
+                } else {
+                    chunk_left_ = size;
+                    chunk_ = Chunk::Data;
+                }
+                continue;
+            }
+        }
+    }
+}
+
 RequestReader::Request RequestReader::take() {
+    if (chunked_) {
+        Request r = parser_->release();  // the header; Beast was never given the body
+        r.chunked(false);                // the body is now whole: as if sent with Content-Length
+        r.content_length(body_.size());
+        r.body() = std::move(body_);
+        reset_parser();
+        started_ = end_ > begin_;
+        return r;
+    }
     Request r = parser_->release();
     reset_parser();
     started_ = end_ > begin_;
@@ -89,7 +190,7 @@ RequestReader::Request RequestReader::take() {
 }
 
 bool RequestReader::continue_due() {
-    if (continue_sent_ || !parser_->is_header_done() || parser_->is_done()) return false;
+    if (continue_sent_ || !parser_->is_header_done() || body_done()) return false;
     const auto& h = parser_->get();
     if (h.version() < 11 || !boost::beast::iequals(h[http::field::expect], "100-continue")) return false;
     continue_sent_ = true;

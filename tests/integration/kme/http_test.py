@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The KME's HTTP/1.1 layer over real mutual TLS, with hand-written bytes on raw `ssl` sockets:
-pipelining, Expect: 100-continue, chunked bodies refused with 411, the 400/413/431 answers and the connection
+pipelining, Expect: 100-continue, chunked bodies, the 400/413/431 answers and the connection
 closed after them, HTTP/1.0, Connection: close, and the idle timeout (kme.request_timeout) after
 a response, during a request and during the TLS handshake."""
 import json
@@ -206,10 +206,27 @@ try:
         conn.close()
 
     def chunked():
-        # Chunked request bodies are refused with 411 (see http_reader.cpp), then the connection closes.
-        expect_error_and_close("chunked POST", req("POST", ENC, ["Content-Type: application/json", "Transfer-Encoding: chunked"]) +
-                               b'5\r\n{"num\r\n7\r\nber":1}\r\n0\r\n\r\n', 411,
-                               "chunked request bodies are not accepted; send the body with Content-Length")
+        # Chunked request bodies are decoded (RFC 9112 7.1), extensions and trailers included, and
+        # the connection goes on.
+        conn = open_tls(ctx, port)
+        conn.send(req("POST", ENC, ["Content-Type: application/json", "Transfer-Encoding: chunked"]) +
+                  b'5\r\n{"num\r\n7;ext=1\r\nber":3}\r\n0\r\nX-Trailer: t\r\n\r\n')
+        r = conn.read_response()
+        c.eq("chunked POST: answered with the keys the body asked for", (r.status, len((r.json() or {}).get("keys", []))), (200, 3))
+        # Sent in pieces, behind 100-continue, then a pipelined GET.
+        conn.send(req("POST", ENC, ["Transfer-Encoding: chunked", "Expect: 100-continue"]))
+        c.eq("chunked POST: 100 Continue", conn.read_response().status, 100)
+        for piece in (b"c\r\n", b'{"number":2}', b"\r\n", b"0\r\n", b"\r\n" + req("GET", STATUS)):
+            conn.send(piece)
+            time.sleep(0.02)
+        r1, r2 = conn.read_response(), conn.read_response()
+        c.eq("chunked POST in pieces, then a pipelined GET",
+             [r1.status, len((r1.json() or {}).get("keys", [])), r2.status], [200, 2, 200])
+        conn.close()
+        expect_error_and_close("chunked POST with a bare LF", req("POST", ENC, ["Transfer-Encoding: chunked"]) +
+                               b'2\n{}\r\n0\r\n\r\n', 400)
+        expect_error_and_close("chunked POST over max_body_bytes",
+                               req("POST", ENC, ["Transfer-Encoding: chunked"]) + b"10001\r\n", 413)
 
     def expect_error_and_close(what, sent, status, message=None, prefix=None):
         conn = open_tls(ctx, port)
