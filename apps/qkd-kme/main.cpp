@@ -1,10 +1,12 @@
 // qkd-kme: ETSI GS QKD 014 key management entity emulating a pair of QKD devices.
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <thread>
@@ -13,6 +15,19 @@
 #include "qkd/kme/affinity.hpp"
 #include "qkd/kme/demo.hpp"
 #include "qkd/kme/instance.hpp"
+
+// Each SAE and peer connection holds a descriptor: the soft limit of open files (often 1024) goes
+// up to what max_connections needs, as far as the hard limit allows; the server lowers its
+// connection cap (and says so) if that is still too few.
+static void raise_open_files_limit(std::size_t max_connections) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    const rlim_t want = static_cast<rlim_t>(max_connections) + 256;
+    if (rl.rlim_cur >= want) return;
+    rlimit up = rl;
+    up.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+    if (up.rlim_cur > rl.rlim_cur) (void)setrlimit(RLIMIT_NOFILE, &up);
+}
 
 int main(int argc, char** argv) {
     CLI::App app{"qkd-kme: ETSI GS QKD 014 key server emulating a pair of QKD devices"};
@@ -43,6 +58,7 @@ int main(int argc, char** argv) {
                 std::cout << a << "\n" << b << "\n";
                 return 0;
             }
+            raise_open_files_limit(20000);  // two KMEs in one process
             return qkd::kme::run_demo(demo);
         }
         auto cfg = qkd::kme::load_config(config);
@@ -52,27 +68,16 @@ int main(int argc, char** argv) {
             return 0;
         }
         qkd::log_init("qkd-kme", cfg.log_level);
-        // Each SAE and peer connection holds a descriptor: the soft limit (often 1024) goes up to
-        // the hard one, and an operator learns at start-up if max_connections cannot be reached.
-        if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-            if (rl.rlim_cur < rl.rlim_max) {
-                rlimit up = rl;
-                up.rlim_cur = rl.rlim_max;
-                if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
-            }
-            if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < cfg.max_connections + 64)
-                spdlog::warn("{}: at most {} file descriptors may be open (ulimit -n), fewer than kme.max_connections = {} needs; "
-                             "beyond that new connections wait",
-                             cfg.kme_id, rl.rlim_cur, cfg.max_connections);
-        }
+        raise_open_files_limit(cfg.max_connections);
         boost::asio::io_context io;
         qkd::kme::Instance kme(io, cfg);
         kme.start();
         boost::asio::signal_set signals(io, SIGINT, SIGTERM);
         signals.async_wait([&](auto, int) { io.stop(); });
         const int n = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-        // Event-loop threads are pinned ([kme] cpu_affinity) once the helper threads (the state
-        // database's checkpointer) exist, so those keep floating.
+        // Event-loop threads are pinned ([kme] cpu_affinity) once the state database's checkpointer
+        // exists, so it keeps floating; threads the event loop starts later (Asio's resolver, for
+        // peer URLs with a host name) inherit the pin of the thread that starts them.
         std::atomic<bool> pin_failed{false};
         auto loop = [&](int i) {
             try {
@@ -87,8 +92,12 @@ int main(int argc, char** argv) {
         };
         std::vector<std::thread> threads;
         for (int i = 1; i < n; ++i) threads.emplace_back(loop, i);
-        if (!cfg.cpu_affinity.empty())
-            spdlog::info("{}: {} event-loop threads on CPUs {}", cfg.kme_id, n, qkd::kme::cpu_list_text(cfg.cpu_affinity));
+        if (!cfg.cpu_affinity.empty()) {
+            std::string cpus;
+            for (int i = 0; i < n; ++i)
+                cpus += fmt::format("{}{}", i ? ", " : "", cfg.cpu_affinity[static_cast<std::size_t>(i) % cfg.cpu_affinity.size()]);
+            spdlog::info("{}: {} event-loop threads, on CPU {}", cfg.kme_id, n, cpus);
+        }
         loop(0);
         for (auto& t : threads) t.join();
         if (pin_failed) return 2;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 namespace qkd::kme {
 namespace http = boost::beast::http;
@@ -29,6 +30,8 @@ void RequestReader::reset_parser() {
     chunk_ = Chunk::Size;
     chunk_left_ = 0;
     trailer_bytes_ = 0;
+    header_bytes_ = 0;
+    last_chunk_size_ = 0;
     body_.clear();
 }
 
@@ -62,15 +65,22 @@ RequestReader::Outcome RequestReader::parse() {
         boost::system::error_code ec;
         const std::size_t n = parser_->put(boost::asio::buffer(buf_.data() + begin_, end_ - begin_), ec);
         begin_ += n;
+        if (!header_checked_) header_bytes_ += n;
         if (ec == http::error::need_more) {
             if (n == 0) break;
             continue;
         }
         if (ec == http::error::body_limit) return {State::Error, 413, fmt::format("request body exceeds {} bytes", body_limit_)};
         if (ec == http::error::header_limit) return {State::Error, 431, fmt::format("request header exceeds {} bytes", header_limit_)};
+        if (ec == http::error::bad_transfer_encoding || ec == http::error::bad_content_length)
+            return {State::Error, 400,
+                    "malformed HTTP/1.1 request: the body length is ambiguous (Content-Length together with Transfer-Encoding, chunked "
+                    "twice, or Content-Length not one decimal number); expected either one Content-Length or "
+                    "\"Transfer-Encoding: chunked\""};
         if (ec) return {State::Error, 400, fmt::format("malformed HTTP/1.1 request: {}", ec.message())};
         if (parser_->is_header_done() && !header_checked_) {
             header_checked_ = true;
+            if (auto bad = check_framing()) return *bad;
             // Beast stops here (eager(false)) and never sees a chunked body.
             if (parser_->chunked()) {
                 chunked_ = true;
@@ -86,6 +96,44 @@ RequestReader::Outcome RequestReader::parse() {
     if (end_ - begin_ > header_limit_ + body_limit_ + 65536)
         return {State::Error, 413, fmt::format("request exceeds {} bytes", header_limit_ + body_limit_)};
     return {};
+}
+
+std::optional<RequestReader::Outcome> RequestReader::check_framing() const {
+    // RFC 9112 6.1-6.3: a request body's length comes from one "Transfer-Encoding: chunked" or from
+    // Content-Length. Anything else is faulty framing, which a proxy in front of the KME might read
+    // differently (request smuggling): refused, and the connection closed.
+    const auto& h = parser_->get();
+    std::vector<std::string_view> te;
+    for (const auto& f : h)
+        if (f.name() == http::field::transfer_encoding) te.emplace_back(f.value().data(), f.value().size());
+    if (te.empty()) return std::nullopt;
+    if (te.size() > 1)
+        return Outcome{State::Error, 400,
+                       fmt::format("Transfer-Encoding appears {} times; expected one \"Transfer-Encoding: chunked\"", te.size())};
+    auto trim = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return v;
+    };
+    const std::string_view v = trim(te[0]);
+    const std::string shown(v.substr(0, 64));
+    auto is_chunked = [](std::string_view x) { return boost::beast::iequals(boost::beast::string_view(x.data(), x.size()), "chunked"); };
+    if (!is_chunked(v)) {
+        const auto comma = v.rfind(',');
+        const std::string_view last = trim(comma == std::string_view::npos ? v : v.substr(comma + 1));
+        if (is_chunked(last))
+            return Outcome{State::Error, 501,
+                           fmt::format("transfer coding \"{}\" is not supported; expected \"Transfer-Encoding: chunked\" alone, "
+                                       "or Content-Length",
+                                       shown)};
+        return Outcome{State::Error, 400,
+                       fmt::format("Transfer-Encoding \"{}\" does not end in chunked, so the body has no length; expected "
+                                   "\"Transfer-Encoding: chunked\" or Content-Length",
+                                   shown)};
+    }
+    if (h.version() < 11)
+        return Outcome{State::Error, 400, "Transfer-Encoding in an HTTP/1.0 request; send the body with Content-Length"};
+    return std::nullopt;
 }
 
 RequestReader::Outcome RequestReader::parse_chunked() {
@@ -109,25 +157,36 @@ RequestReader::Outcome RequestReader::parse_chunked() {
             }
             case Chunk::DataEnd:
                 if (rest.size() < 2) {
-                    if (!rest.empty() && rest[0] != '\r') return bad("chunk data is not followed by CRLF");
+                    if (!rest.empty() && rest[0] != '\r')
+                        return bad(fmt::format("chunk data is not followed by CRLF (is the chunk size {} right?)", last_chunk_size_));
                     return {};
                 }
-                if (rest[0] != '\r' || rest[1] != '\n') return bad("chunk data is not followed by CRLF");
+                if (rest[0] != '\r' || rest[1] != '\n')
+                    return bad(fmt::format("chunk data is not followed by CRLF (is the chunk size {} right?)", last_chunk_size_));
                 begin_ += 2;
                 chunk_ = Chunk::Size;
                 continue;
             case Chunk::Size:
             case Chunk::Trailer: {
                 const auto eol = rest.find("\r\n");
-                const std::size_t line_len = eol == std::string_view::npos ? rest.size() : eol;
-                const auto lf = rest.substr(0, line_len).find('\n');
-                if (lf != std::string_view::npos) return bad("a line ends in a bare LF; expected CRLF");
+                // Without its CRLF yet, the line is what has come; a CR at the end may be the
+                // first half of the CRLF, so it does not count (the same answer whole or split).
+                std::size_t line_len = eol == std::string_view::npos ? rest.size() : eol;
+                if (eol == std::string_view::npos && line_len > 0 && rest[line_len - 1] == '\r') --line_len;
+                const std::string_view line = rest.substr(0, line_len);
+                // No control characters other than HTAB in a line (a bare CR or LF included).
+                for (const char ch : line) {
+                    const auto u = static_cast<unsigned char>(ch);
+                    if (u == '\n') return bad("a line ends in a bare LF; expected CRLF");
+                    if ((u < 0x20 && u != '\t') || u == 0x7f)
+                        return bad(fmt::format("control character 0x{:02x} in a {} line", u, chunk_ == Chunk::Size ? "chunk-size" : "trailer"));
+                }
                 if (chunk_ == Chunk::Size && line_len > kMaxChunkLine)
                     return bad(fmt::format("chunk-size line exceeds {} bytes", kMaxChunkLine));
-                if (chunk_ == Chunk::Trailer && trailer_bytes_ + line_len + 2 > header_limit_)
-                    return {State::Error, 431, fmt::format("request trailer section exceeds {} bytes", header_limit_)};
+                // The trailer section shares the header's limit.
+                if (chunk_ == Chunk::Trailer && header_bytes_ + trailer_bytes_ + line_len + 2 > header_limit_)
+                    return {State::Error, 431, fmt::format("request header and trailer section exceed {} bytes", header_limit_)};
                 if (eol == std::string_view::npos) return {};
-                const std::string_view line = rest.substr(0, eol);
                 begin_ += eol + 2;
                 if (chunk_ == Chunk::Trailer) {
                     if (line.empty()) {
@@ -138,12 +197,12 @@ RequestReader::Outcome RequestReader::parse_chunked() {
                     const auto colon = line.find(':');
                     if (colon == 0 || colon == std::string_view::npos ||
                         line.substr(0, colon).find_first_of(" \t") != std::string_view::npos)
-                        return bad("a trailer line is not \"name: value\"");
+                        return bad(fmt::format("trailer line \"{}\" is not \"name: value\"", line.substr(0, 64)));
                     trailer_bytes_ += line.size() + 2;
                     continue;
                 }
                 std::uint64_t size = 0;
-                std::size_t i = 0;
+                std::size_t i = 0, digits = 0;
                 for (; i < line.size(); ++i) {
                     const char ch = line[i];
                     int v;
@@ -151,20 +210,22 @@ RequestReader::Outcome RequestReader::parse_chunked() {
                     else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
                     else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
                     else break;
-                    if (i >= 16) return bad("chunk size has more than 16 hex digits");
+                    if (size == 0 && v == 0) continue;  // leading zeros
+                    if (++digits > 16) return bad("chunk size does not fit in 64 bits");
                     size = size * 16 + static_cast<std::uint64_t>(v);
                 }
-                if (i == 0) return bad("expected a hexadecimal chunk size");
+                if (i == 0) return bad(fmt::format("expected a hexadecimal chunk size, got \"{}\"", line.substr(0, 32)));
                 // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ): ignored, but only after ';'.
                 std::size_t j = i;
                 while (j < line.size() && (line[j] == ' ' || line[j] == '\t')) ++j;
-                if (j < line.size() && line[j] != ';') return bad("unexpected characters after the chunk size");
+                if (j < line.size() ? line[j] != ';' : j > i)
+                    return bad(fmt::format("expected CRLF or ';' and an extension after the chunk size, got \"{}\"", line.substr(i, 32)));
                 if (size > body_limit_ - body_.size())
                     return {State::Error, 413, fmt::format("request body exceeds {} bytes", body_limit_)};
                 if (size == 0) {
                     chunk_ = Chunk::Trailer;
                 } else {
-                    chunk_left_ = size;
+                    chunk_left_ = last_chunk_size_ = size;
                     chunk_ = Chunk::Data;
                 }
                 continue;

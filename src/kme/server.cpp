@@ -5,6 +5,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <sys/resource.h>
+
 #include <array>
 #include <atomic>
 #include <iterator>
@@ -63,7 +65,31 @@ struct Server::Impl {
     std::optional<tcp::acceptor> metrics_acc;
     std::atomic<bool> accept_paused{false};  // by max_connections or a lack of descriptors; the sweeper resumes
     std::atomic<std::int64_t> accept_resume_ns{0};
-    std::atomic<std::int64_t> last_accept_warning_ns{std::numeric_limits<std::int64_t>::min() / 2};
+    std::atomic<std::int64_t> last_fd_warning_ns{std::numeric_limits<std::int64_t>::min() / 2};
+    std::atomic<std::int64_t> last_cap_warning_ns{std::numeric_limits<std::int64_t>::min() / 2};
+    std::atomic<std::int64_t> last_error_warning_ns{std::numeric_limits<std::int64_t>::min() / 2};
+    int accept_errors_in_row = 0;  // only the accept handler touches it, and one accept is in flight at a time
+    // Connections open at once: kme.max_connections, or fewer if the open-files limit would be
+    // reached first (some descriptors stay for the state database, peer links and metrics).
+    std::size_t max_conns = 0;
+    std::string max_conns_why;
+
+    void set_connection_cap() {
+        constexpr std::size_t kKeptFds = 32;
+        max_conns = cfg.max_connections;
+        max_conns_why = "kme.max_connections";
+        rlimit rl{};
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+            const std::size_t by_fds = rl.rlim_cur > kKeptFds + 1 ? static_cast<std::size_t>(rl.rlim_cur) - kKeptFds : 1;
+            if (by_fds < max_conns) {
+                max_conns = by_fds;
+                max_conns_why = fmt::format("the open-files limit {} less {} kept for the state database and peer links", rl.rlim_cur, kKeptFds);
+                spdlog::warn("{}: at most {} connections at once ({}); kme.max_connections is {}; raise the limit (ulimit -n, LimitNOFILE=) "
+                             "to serve more",
+                             cfg.kme_id, max_conns, max_conns_why, cfg.max_connections);
+            }
+        }
+    }
 
     Impl(asio::io_context& i, const Config& c, KeyManager& k, Metrics& m)
         : io(i), cfg(c), km(k), metrics(m), shared(std::make_shared<Shared>(c, k, m, make_server_context(c))), api(i), sweeper(i) {}
@@ -355,12 +381,13 @@ struct Server::Impl {
         return shared->conns.size();
     }
 
-    // At most one warning every 10 s: a server out of descriptors would otherwise log one per try.
-    bool warn_now() {
+    // At most one warning of a kind every 10 s: a server out of descriptors would otherwise log one
+    // per try.
+    static bool warn_now(std::atomic<std::int64_t>& last_ns) {
         const auto now = Conn::now_ns();
-        auto last = last_accept_warning_ns.load(std::memory_order_relaxed);
+        auto last = last_ns.load(std::memory_order_relaxed);
         return now - last >= std::chrono::nanoseconds(std::chrono::seconds(10)).count() &&
-               last_accept_warning_ns.compare_exchange_strong(last, now, std::memory_order_relaxed);
+               last_ns.compare_exchange_strong(last, now, std::memory_order_relaxed);
     }
 
     // The sweeper accepts again once `wait` has passed and fewer than max_connections are open;
@@ -375,18 +402,26 @@ struct Server::Impl {
             if (ec == asio::error::operation_aborted) return;
             if (ec) {
                 if (out_of_resources(ec)) {
-                    if (warn_now())
+                    if (warn_now(last_fd_warning_ns))
                         spdlog::warn("accept: {} ({} connections open); pausing new connections for 100 ms at a time", ec.message(),
                                      open_connections());
                     return pause_accepting(std::chrono::milliseconds(100));
                 }
-                spdlog::debug("accept: {}", ec.message());  // this one connection failed (the client gave up)
+                // One connection failed (the client gave up before it was taken): the next one may
+                // be fine. Errors in a row point at the listening socket itself: pause instead of spinning.
+                if (++accept_errors_in_row >= 8) {
+                    accept_errors_in_row = 0;
+                    if (warn_now(last_error_warning_ns)) spdlog::warn("accept: {}, repeatedly; pausing new connections for 100 ms", ec.message());
+                    return pause_accepting(std::chrono::milliseconds(100));
+                }
+                spdlog::debug("accept: {}", ec.message());
                 return accept_next();
             }
+            accept_errors_in_row = 0;
             std::make_shared<Conn>(shared, std::move(sock))->start();
-            if (const auto n = open_connections(); n >= cfg.max_connections) {
-                if (warn_now())
-                    spdlog::warn("{} connections open (kme.max_connections); new connections wait in the listen backlog", n);
+            if (const auto n = open_connections(); n >= max_conns) {
+                if (warn_now(last_cap_warning_ns))
+                    spdlog::warn("{} connections open ({}); new connections wait in the listen backlog until one closes", n, max_conns_why);
                 return pause_accepting(std::chrono::milliseconds(0));
             }
             accept_next();
@@ -395,7 +430,7 @@ struct Server::Impl {
 
     void resume_accepting_if_due() {
         if (!accept_paused.load() || Conn::now_ns() < accept_resume_ns.load(std::memory_order_relaxed)) return;
-        if (open_connections() >= cfg.max_connections) return;
+        if (open_connections() >= max_conns) return;
         if (accept_paused.exchange(false)) accept_next();
     }
 
@@ -466,6 +501,7 @@ Server::~Server() = default;
 
 void Server::start() {
     Impl::bind(impl_->api, Impl::endpoint(impl_->cfg.listen_host, impl_->cfg.listen_port));
+    impl_->set_connection_cap();
     impl_->accept_next();
     impl_->sweep();
     if (impl_->cfg.metrics_host) {

@@ -34,7 +34,7 @@ void read_requests(const std::uint8_t* data, std::size_t size) {
             if (reader.buffered() > fed) __builtin_trap();
             const auto o = reader.parse();
             if (o.state == qkd::kme::RequestReader::State::Error) {
-                if (o.status != 400 && o.status != 413 && o.status != 431) __builtin_trap();
+                if (o.status != 400 && o.status != 413 && o.status != 431 && o.status != 501) __builtin_trap();
                 return;  // the server answers and closes
             }
             if (o.state == qkd::kme::RequestReader::State::NeedMore) {

@@ -79,7 +79,7 @@ try:
     else:
         print("one CPU only: the helper threads' affinity cannot differ from the event loop's (not checked)")
     log.seek(0)
-    c.true("the log says where the event loop runs", f"1 event-loop threads on CPUs {target}" in log.read())
+    c.true("the log says where the event loop runs", f"1 event-loop threads, on CPU {target}" in log.read())
 finally:
     proc.terminate()
     rc = proc.wait(timeout=20)

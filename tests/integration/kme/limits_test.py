@@ -2,9 +2,11 @@
 """Connection limits of a real `qkd-kme serve`:
 - kme.max_connections: beyond it, new connections wait in the listen backlog (their TLS handshake
   does not start) and are taken as soon as an open one closes;
-- out of file descriptors (RLIMIT_NOFILE): the accept loop pauses instead of spinning and logging
-  every try, warns at start-up that max_connections cannot be reached, and serves again once
-  descriptors are free."""
+- the open-files limit: `serve` raises its soft limit towards the hard one, and lowers its
+  connection cap below the limit (warning at start-up) so that clients cannot take the descriptors
+  the state database and peer links need;
+- out of file descriptors anyway (here through the metrics endpoint, which has no cap): both accept
+  loops pause instead of spinning and logging every try, and serve again once descriptors are free."""
 import http.client
 import json
 import os
@@ -33,7 +35,7 @@ ctx = ssl.create_default_context(cafile=os.path.join(d, "pki/ca.pem"))
 ctx.load_cert_chain(os.path.join(d, "pki/sae_a.pem"), os.path.join(d, "pki/sae_a.key"))
 
 
-def start(extra, nofile=None):
+def start(extra, nofile=None):  # nofile: (soft, hard)
     cfg, n = re.subn(r'(?m)^(id = "KME_A"\n)', r"\1" + extra + r"\n", base, count=1)
     assert n == 1, "no [kme] id line in kme_a.toml"
     with open(cfg_path, "w") as f:
@@ -42,7 +44,7 @@ def start(extra, nofile=None):
 
     def limit():
         if nofile:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
 
     proc = subprocess.Popen([BIN, "serve", "-c", cfg_path], stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
     deadline = time.time() + 30
@@ -79,6 +81,17 @@ def status(conn=None, timeout=5):
     if conn is None:
         s.close()
     return int(head.split()[1])
+
+
+def status_when_up(seconds=10):
+    deadline = time.time() + seconds
+    got = None
+    while time.time() < deadline and got != 200:
+        try:
+            got = status(timeout=2)
+        except OSError:
+            time.sleep(0.1)
+    return got
 
 
 def cpu_seconds(pid):
@@ -124,23 +137,63 @@ try:
     if "at" in done:
         waited = done["at"] - closed_at
         print(f"fourth connection's handshake completed {waited:.2f} s after a slot freed")
-        c.true("within 1 s of the slot freeing", 0 <= waited < 1.0, f"{waited:.2f} s")
+        # The sweeper looks every 100 ms; the rest is a TLS handshake on a busy 2-core machine.
+        c.true("within 3 s of the slot freeing", 0 <= waited < 3.0, f"{waited:.2f} s")
     c.eq("the held connections still answer", [status(h) for h in held], [200, 200])
     for h in held:
         h.close()
     log.seek(0)
-    c.true("the cap is logged", "connections open (kme.max_connections)" in log.read())
+    c.true("the cap is logged", "connections open (kme.max_connections); new connections wait" in log.read())
 finally:
     stop(proc, "max_connections server")
 
-# ---- RLIMIT_NOFILE = 40: runs out of descriptors -------------------------------------------------
-proc, log = start("", nofile=40)
+# ---- soft limit below the hard one: raised --------------------------------------------------------
+proc, log = start("", nofile=(64, 4096))
+try:
+    time.sleep(0.2)
+    log.seek(0)
+    text = log.read()
+    # Raised to the hard limit (10000 + 256 would be wanted): 4096 - 32 connections. Not raised, it would say 32.
+    c.true("the soft open-files limit is raised to the hard one", "at most 4064 connections at once (the open-files limit 4096" in text,
+           text[-2000:])
+finally:
+    stop(proc, "raised-limit server")
+
+
+def metrics_port():
+    with open(cfg_path) as f:
+        return int(re.search(r'(?m)^metrics_listen = "127\.0\.0\.1:(\d+)"', f.read()).group(1))
+
+
+# ---- open-files limit 72 (hard): the connection cap comes down to 72 - 32 = 40 ---------------------
+proc, log = start("", nofile=(72, 72))
 raws = []
 try:
     log.seek(0)
-    c.true("start-up warns that max_connections needs more descriptors",
-           "file descriptors may be open (ulimit -n), fewer than kme.max_connections" in log.read())
-    for _ in range(60):  # more than the server can accept: the rest stay in the backlog
+    c.true("start-up warns that the open-files limit caps the connections",
+           "at most 40 connections at once (the open-files limit 72 less 32 kept" in log.read())
+    for _ in range(60):  # more than the cap: the rest stay in the backlog
+        raws.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    time.sleep(0.5)
+    log.seek(0)
+    text = log.read()
+    c.true("the cap is reached and logged", "40 connections open (the open-files limit 72" in text, text[-2000:])
+    c.true("the cap keeps the server from running out of descriptors", "Too many open files" not in text)
+    c0, t0 = cpu_seconds(proc.pid), time.time()
+    time.sleep(1.0)
+    used = (cpu_seconds(proc.pid) - c0) / (time.time() - t0)
+    c.true("idle while at the cap", used < 0.2, f"{used:.3f} cores")
+    for r in raws:
+        r.close()
+    raws = []
+    c.eq("serves again below the cap", status_when_up(), 200)
+
+    # The metrics endpoint has no cap: 60 connections to it use up the descriptors, and then the
+    # API's accept runs out too. Neither loop may spin.
+    mport = metrics_port()
+    for _ in range(60):
+        raws.append(socket.create_connection(("127.0.0.1", mport), timeout=5))
+    for _ in range(10):
         raws.append(socket.create_connection(("127.0.0.1", port), timeout=5))
     time.sleep(0.5)
     log.seek(0)
@@ -149,21 +202,19 @@ try:
     time.sleep(1.5)
     used = (cpu_seconds(proc.pid) - c0) / (time.time() - t0)
     print(f"KME CPU while out of descriptors: {used:.3f} cores")
-    c.true("the accept loop does not spin while out of descriptors", used < 0.2, f"{used:.3f} cores")
+    c.true("the accept loops do not spin while out of descriptors", used < 0.2, f"{used:.3f} cores")
     log.seek(0)
     n = log.read().count("Too many open files")
+    # One warning per 10 s: this part takes about 3 s.
     c.true("the lack of descriptors is logged once, not for every try", n == 1, f"{n} lines")
     for r in raws:
         r.close()
     raws = []
-    deadline = time.time() + 10
-    got = None
-    while time.time() < deadline and got != 200:
-        try:
-            got = status(timeout=2)
-        except OSError:
-            time.sleep(0.1)
-    c.eq("serves again once descriptors are free", got, 200)
+    c.eq("serves again once descriptors are free", status_when_up(), 200)
+    m = http.client.HTTPConnection("127.0.0.1", mport, timeout=5)
+    m.request("GET", "/metrics")
+    c.eq("metrics answer again", m.getresponse().status, 200)
+    m.close()
 finally:
     for r in raws:
         r.close()

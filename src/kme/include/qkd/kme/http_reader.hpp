@@ -31,7 +31,7 @@ public:
     enum class State { NeedMore, Done, Error };
     struct Outcome {
         State state = State::NeedMore;
-        unsigned status = 0;  // with Error: 400, 413 or 431
+        unsigned status = 0;  // with Error: 400, 413, 431 or 501
         std::string message;  // with Error: what was wrong
     };
     // Parses what is buffered. Done: take() the request. Error: answer `status` and close.
@@ -52,6 +52,7 @@ private:
     enum class Chunk { Size, Data, DataEnd, Trailer, Done };
     void reset_parser();
     Outcome parse_chunked();
+    std::optional<Outcome> check_framing() const;
     bool body_done() const { return chunked_ ? chunk_ == Chunk::Done : parser_->is_done(); }
     std::size_t header_limit_, body_limit_;
     std::string buf_;
@@ -64,7 +65,9 @@ private:
     bool chunked_ = false;
     Chunk chunk_ = Chunk::Size;
     std::uint64_t chunk_left_ = 0;    // bytes of the current chunk still to come
-    std::size_t trailer_bytes_ = 0;   // counted against the header limit
+    std::size_t header_bytes_ = 0;    // of this request's header
+    std::size_t trailer_bytes_ = 0;   // header and trailers share the header limit
+    std::uint64_t last_chunk_size_ = 0;  // for error messages
     std::string body_;
 };
 
