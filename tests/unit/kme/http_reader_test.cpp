@@ -361,6 +361,52 @@ TEST(HttpReader, ChunkedOutcomeDoesNotDependOnWhereTheInputIsSplit) {
     EXPECT_EQ(outcome_of(cases[8], cases[8].size()), "/api/v1/keys/SAE_B/enc_keys[ab] need more");  // leading zeros
 }
 
+TEST(HttpReader, HeaderOutcomeDoesNotDependOnWhereTheInputIsSplit) {
+    // Beast takes the request line and whole field lines as they come and checks some characters
+    // only when the header arrives in one piece; the reader's own checks make the outcome the same
+    // for every split (cases found by the fuzz harness's whole-versus-pieces comparison).
+    const std::string cases[] = {
+        "POST /x HTTP/1.1\r\nA: 1\r\n\r\nGET / HTTP/1.1\r\nB: 2\r\r\n\r\n",  // header end split from its line
+        "GET / HTTP/1.1\r\nA: 1\r\n\r\n" + kStatus,
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+    };
+    for (const auto& msg : cases) {
+        const auto whole = outcome_of(msg, msg.size());
+        for (std::size_t at = 0; at <= msg.size(); ++at) ASSERT_EQ(outcome_of(msg, at), whole) << "split at " << at << ": " << msg;
+    }
+    EXPECT_EQ(outcome_of(cases[0], cases[0].size()), "/x[] error 400");
+    EXPECT_EQ(outcome_of(cases[1], cases[1].size()), "/[] /api/v1/keys/SAE_B/status[] need more");
+    RequestReader lf(kHeaderLimit, kBodyLimit);
+    feed(lf, cases[2]);
+    expect_error(lf, 400, "malformed HTTP/1.1 request: a header line ends in a bare LF; expected CRLF");
+    RequestReader ctl(kHeaderLimit, kBodyLimit);
+    feed(ctl, cases[3]);
+    expect_error(ctl, 400, "malformed HTTP/1.1 request: control character 0x01 in the header");
+    RequestReader cr(kHeaderLimit, kBodyLimit);
+    feed(cr, cases[5]);
+    expect_error(cr, 400, "malformed HTTP/1.1 request: a CR in the header is not followed by LF");
+}
+
+TEST(HttpReader, HeaderLimitCountsLinesBeastAlreadyTook) {
+    // Field lines fed one by one are taken by Beast as they come; the 431 still counts them.
+    RequestReader r(kHeaderLimit, kBodyLimit);
+    feed(r, "GET / HTTP/1.1\r\n");
+    RequestReader::Outcome o;
+    std::size_t sent = 16;
+    for (int i = 0; i < 200 && o.state == State::NeedMore; ++i) {
+        const std::string line = "X-" + std::to_string(i) + ": " + std::string(90, 'v') + "\r\n";
+        feed(r, line);
+        sent += line.size();
+        o = r.parse();
+    }
+    ASSERT_EQ(o.state, State::Error);
+    EXPECT_EQ(o.status, 431u);
+    EXPECT_LE(sent, kHeaderLimit + 100);  // refused as soon as the limit was passed
+}
+
 TEST(HttpReader, ChunkSizeFollowedByWhitespaceWithoutAnExtensionIs400) {
     expect_chunked_error("5 \r\nabcde\r\n0\r\n\r\n", 400, "expected CRLF or ';'");
     RequestReader r(kHeaderLimit, kBodyLimit);
