@@ -86,7 +86,7 @@ curl -s "http://127.0.0.1:$mport/metrics" | awk '
 for k in a b; do
   mp=$(sed -n 's/^metrics_listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$dir/kme_$k.toml")
   curl -s "http://127.0.0.1:$mp/metrics" | awk -v kme="KME_${k^^}" '
-    /^qkd_kme_db_commits_total/ { commits = $2 } /^qkd_kme_db_pages_written_total/ { pages = $2 }
+    /^qkd_kme_db_commits_total/ { commits = $2 } /^qkd_kme_db_pages_written_total/ { pages = $2 } /^qkd_kme_db_wal_restarts_total/ { restarts = $2 }
     /^qkd_kme_request_seconds_bucket/ && /endpoint="(enc_keys|dec_keys|kme_reserve)"/ {
       match($0, /endpoint="[a-z_]*"/); e = substr($0, RSTART + 10, RLENGTH - 11)
       match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
@@ -94,6 +94,6 @@ for k in a b; do
     END { for (e in tot) if (tot[e] > 0)
       printf "  %s %s: %d requests, in-server time <= 0.25 ms %.3f%%, <= 0.5 ms %.3f%%, <= 1 ms %.3f%%, <= 2 ms %.3f%%\n", kme, e, tot[e],
         100*n[e,"0.00025"]/tot[e], 100*n[e,"0.0005"]/tot[e], 100*n[e,"0.001"]/tot[e], 100*n[e,"0.002"]/tot[e]
-      printf "  %s: %d state-database commits, %d pages written\n", kme, commits, pages }'
+      printf "  %s: %d state-database commits, %d pages written, WAL restarted %d times after a catch-up checkpoint\n", kme, commits, pages, restarts }'
 done
 exit $rc

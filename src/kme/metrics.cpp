@@ -54,6 +54,9 @@ std::string Metrics::render(KeyManager& km) const {
     o += "# HELP qkd_kme_db_pages_written_total State-database pages appended to the write-ahead log by those commits.\n"
          "# TYPE qkd_kme_db_pages_written_total counter\n";
     o += fmt::format("qkd_kme_db_pages_written_total{{kme=\"{}\"}} {}\n", id, km.db_pages_written());
+    o += "# HELP qkd_kme_db_wal_restarts_total Times commits waited a moment for a last checkpoint so that the write-ahead log could start again.\n"
+         "# TYPE qkd_kme_db_wal_restarts_total counter\n";
+    o += fmt::format("qkd_kme_db_wal_restarts_total{{kme=\"{}\"}} {}\n", id, km.db_wal_catch_ups());
     o += "# HELP qkd_kme_pool_bits Secret key material available, per link direction.\n# TYPE qkd_kme_pool_bits gauge\n";
     auto levels = km.pool_levels();
     for (const auto& l : levels) o += fmt::format("qkd_kme_pool_bits{{kme=\"{}\",direction=\"{}\"}} {:.0f}\n", id, l.stream, l.available_bits);

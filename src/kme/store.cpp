@@ -57,6 +57,8 @@ Store::Store(const std::string& path) : path_(path) {
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");
         exec("PRAGMA wal_autocheckpoint=0");  // see checkpoint_loop
+        // After a burst, a restarted WAL is cut back to this size (it is overwritten from the start).
+        exec(fmt::format("PRAGMA journal_size_limit={}", kWalSizeLimit).c_str());
         exec("PRAGMA secure_delete=ON");  // deleted reservations are overwritten, not left in free pages
         exec("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL)");
         exec("CREATE TABLE IF NOT EXISTS hwm(stream TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)");
@@ -103,6 +105,16 @@ Store::Store(const std::string& path) : path_(path) {
         throw;
     }
     sqlite3_busy_timeout(ckpt_db_, 1000);
+    // A connection learns that the database is in WAL mode when it first reads it; until then its
+    // checkpoints do nothing at all (they report -1 frames). So it reads once now.
+    if (sqlite3_exec(ckpt_db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        const std::string m = sqlite3_errmsg(ckpt_db_);
+        for (auto* st : {st_hwm_, st_put_, st_pending_, st_delete_, st_begin_, st_commit_, st_rollback_, st_savepoint_, st_release_, st_rollback_to_})
+            sqlite3_finalize(st);
+        sqlite3_close(ckpt_db_);
+        sqlite3_close(db_);
+        throw std::runtime_error(fmt::format("{}: the checkpoint connection cannot read the database: {}", path, m));
+    }
     writer_ = std::thread([this] { writer_loop(); });
     checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
@@ -138,7 +150,18 @@ void Store::checkpoint_loop() {
         if (stop_) break;
         lk.unlock();
         // PASSIVE: copies what it can without blocking the writer; the fsync happens here.
-        sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        int log = 0, done = 0;
+        sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        // The WAL starts again from its beginning only when a write transaction begins with every
+        // frame copied. Under steady load the writer appends while a checkpoint runs, so that
+        // moment never comes and the WAL would grow without bound. Once it is long, one short
+        // checkpoint runs between two commits (they wait for it, 1-3 ms): it copies only the
+        // frames written since the one above, and the next commit restarts the WAL.
+        if (log >= kWalCatchUpFrames) {
+            std::lock_guard wl(write_mu_);
+            sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            if (done == log) wal_catch_ups_.fetch_add(1, std::memory_order_relaxed);
+        }
         lk.lock();
     }
 }

@@ -88,6 +88,12 @@ public:
     std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
     // Database pages written to the WAL by those commits: the disk cost of the state.
     std::uint64_t wal_pages_written() const { return wal_pages_.load(std::memory_order_relaxed); }
+    // Times the checkpointer held commits back for a moment to let the WAL start again (see
+    // checkpoint_loop).
+    std::uint64_t wal_catch_ups() const { return wal_catch_ups_.load(std::memory_order_relaxed); }
+    // A WAL this long (in frames) gets the short catch-up checkpoint; about 8 MiB with 1 KiB pages.
+    static constexpr int kWalCatchUpFrames = 8192;
+    static constexpr long kWalSizeLimit = 16L << 20;
 
 private:
     void writer_loop();
@@ -130,6 +136,7 @@ private:
     std::mutex write_mu_;         // one group at a time, in queue order
     std::atomic<std::uint64_t> commits_{0};
     std::atomic<std::uint64_t> wal_pages_{0};
+    std::atomic<std::uint64_t> wal_catch_ups_{0};
     std::uint64_t wal_len_ = 0;  // the WAL's length in pages after the last commit (writer only)
     std::thread writer_;
     // WAL checkpoints (and their fsync) run here, off the writer thread, so a commit never waits
