@@ -9,30 +9,18 @@ import re
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kmetest import Checks  # noqa: E402
+from kmetest import Checks, KmeAConfig  # noqa: E402
 
 BIN = sys.argv[1]
 c = Checks()
 allowed = sorted(os.sched_getaffinity(0))
 target = allowed[-1]  # the last allowed CPU, so the pin differs from "first CPU" defaults
 
-d = tempfile.mkdtemp(prefix="qkd-kme-affinity-")
-subprocess.run([BIN, "demo", d, "--prepare-only", "--log-level", "warn"], check=True, stdout=subprocess.DEVNULL)
-cfg_path = os.path.join(d, "kme_a.toml")
-with open(cfg_path) as f:
-    base = f.read()
-port = int(re.search(r'(?m)^listen = "127\.0\.0\.1:(\d+)"', base).group(1))
-
-
-def write_cfg(extra):
-    cfg, n = re.subn(r'(?m)^(id = "KME_A"\n)', r"\1" + extra + r"\n", base, count=1)
-    assert n == 1, "no [kme] id line in kme_a.toml"
-    with open(cfg_path, "w") as f:
-        f.write(cfg)
+kme = KmeAConfig(BIN, "qkd-kme-affinity-")
+d, cfg_path, port, write_cfg = kme.dir, kme.path, kme.port, kme.write
 
 
 def cpus_of(pid, tid):

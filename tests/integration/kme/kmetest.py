@@ -2,6 +2,7 @@
 import http.client
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -99,3 +100,24 @@ class Checks:
     def done(self):
         print(f"{self.passed} checks passed, {self.failed} failed")
         return 1 if self.failed else 0
+
+
+class KmeAConfig:
+    """The demo's PKI and KME_A config in a fresh folder (`demo --prepare-only`), for tests that run
+    `qkd-kme serve` with extra [kme] keys."""
+
+    def __init__(self, binary, prefix):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        subprocess.run([binary, "demo", self.dir, "--prepare-only", "--log-level", "warn"], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.path = os.path.join(self.dir, "kme_a.toml")
+        with open(self.path) as f:
+            self.base = f.read()
+        self.port = int(re.search(r'(?m)^listen = "127\.0\.0\.1:(\d+)"', self.base).group(1))
+
+    def write(self, extra):
+        """Writes the config with `extra` lines added to its [kme] table."""
+        cfg, n = re.subn(r'(?m)^(id = "KME_A"\n)', r"\1" + extra.replace("\\", "\\\\") + r"\n", self.base, count=1)
+        assert n == 1, "no [kme] id line in kme_a.toml"
+        with open(self.path, "w") as f:
+            f.write(cfg)

@@ -16,30 +16,22 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kmetest import Checks  # noqa: E402
+from kmetest import Checks, KmeAConfig  # noqa: E402
 
 BIN = sys.argv[1]
 c = Checks()
-d = tempfile.mkdtemp(prefix="qkd-kme-limits-")
-subprocess.run([BIN, "demo", d, "--prepare-only", "--log-level", "warn"], check=True, stdout=subprocess.DEVNULL)
-cfg_path = os.path.join(d, "kme_a.toml")
-with open(cfg_path) as f:
-    base = f.read()
-port = int(re.search(r'(?m)^listen = "127\.0\.0\.1:(\d+)"', base).group(1))
+kme = KmeAConfig(BIN, "qkd-kme-limits-")
+d, cfg_path, port = kme.dir, kme.path, kme.port
 ctx = ssl.create_default_context(cafile=os.path.join(d, "pki/ca.pem"))
 ctx.load_cert_chain(os.path.join(d, "pki/sae_a.pem"), os.path.join(d, "pki/sae_a.key"))
 
 
 def start(extra, nofile=None):  # nofile: (soft, hard)
-    cfg, n = re.subn(r'(?m)^(id = "KME_A"\n)', r"\1" + extra + r"\n", base, count=1)
-    assert n == 1, "no [kme] id line in kme_a.toml"
-    with open(cfg_path, "w") as f:
-        f.write(cfg)
+    kme.write(extra)
     log = open(os.path.join(d, "kme_a.log"), "w+")
 
     def limit():
