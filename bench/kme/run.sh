@@ -7,6 +7,7 @@
 #      QKD_BENCH_PIN=0 (do not pin; by default KME_A's event loop runs on CPU 0 and KME_B's on CPU 1 through
 #      [kme] cpu_affinity, and nginx's two workers likewise through worker_cpu_affinity),
 #      QKD_BENCH_TMP=DIR (where the state goes, default /tmp),
+#      QKD_BENCH_SYNC=full (both KMEs with [kme] state_sync = "full": every commit fsynced),
 #      QKD_BENCH_PACED_ONLY=PAIRS_PER_S (only a paced KME phase at that rate, for profiling the tail),
 #      QKD_BENCH_DUMP=FILE (with PACED_ONLY: each pair's start time and both latencies),
 #      QKD_BENCH_PERF=FILE (perf profile of both KMEs; QKD_BENCH_PERF_CG for perf's call-graph
@@ -28,6 +29,9 @@ pin=${QKD_BENCH_PIN:-1}; [ "$pin" = 0 ] && pin=
 if [ -n "$pin" ]; then
   sed -i 's/^\[kme\]$/[kme]\ncpu_affinity = [0]/' "$dir/kme_a.toml"
   sed -i 's/^\[kme\]$/[kme]\ncpu_affinity = [1]/' "$dir/kme_b.toml"
+fi
+if [ -n "${QKD_BENCH_SYNC:-}" ]; then
+  sed -i "s/^\[kme\]\$/[kme]\nstate_sync = \"$QKD_BENCH_SYNC\"/" "$dir/kme_a.toml" "$dir/kme_b.toml"
 fi
 # Both servers (the KMEs and nginx alike) run at nice -10 so the load generator's threads on the
 # same two cores do not preempt them; on a real deployment the load comes from other machines.
@@ -86,7 +90,7 @@ curl -s "http://127.0.0.1:$mport/metrics" | awk '
 for k in a b; do
   mp=$(sed -n 's/^metrics_listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$dir/kme_$k.toml")
   curl -s "http://127.0.0.1:$mp/metrics" | awk -v kme="KME_${k^^}" '
-    /^qkd_kme_db_commits_total/ { commits = $2 } /^qkd_kme_db_pages_written_total/ { pages = $2 } /^qkd_kme_db_wal_restarts_total/ { restarts = $2 }
+    /^qkd_kme_db_commits_total/ { commits = $2 } /^qkd_kme_db_synced_commits_total/ { synced = $2 } /^qkd_kme_db_pages_written_total/ { pages = $2 } /^qkd_kme_db_wal_restarts_total/ { restarts = $2 }
     /^qkd_kme_request_seconds_bucket/ && /endpoint="(enc_keys|dec_keys|kme_reserve)"/ {
       match($0, /endpoint="[a-z_]*"/); e = substr($0, RSTART + 10, RLENGTH - 11)
       match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
@@ -94,6 +98,6 @@ for k in a b; do
     END { for (e in tot) if (tot[e] > 0)
       printf "  %s %s: %d requests, in-server time <= 0.25 ms %.3f%%, <= 0.5 ms %.3f%%, <= 1 ms %.3f%%, <= 2 ms %.3f%%\n", kme, e, tot[e],
         100*n[e,"0.00025"]/tot[e], 100*n[e,"0.0005"]/tot[e], 100*n[e,"0.001"]/tot[e], 100*n[e,"0.002"]/tot[e]
-      printf "  %s: %d state-database commits, %d pages written, WAL restarted %d times after a catch-up checkpoint\n", kme, commits, pages, restarts }'
+      printf "  %s: %d state-database commits (%d fsynced), %d pages written, WAL restarted %d times after a catch-up checkpoint\n", kme, commits, synced, pages, restarts }'
 done
 exit $rc

@@ -162,7 +162,7 @@ Config parse_config(const std::string& text, const std::string& file) {
     auto kme = root["kme"].as_table();
     if (!kme) c.fail("kme", "missing [kme] table");
     check_known(c, *kme, "kme.",
-                {"id", "listen", "cert", "key", "ca", "tls_min_version", "tls_groups", "pq_only", "state_db", "metrics_listen",
+                {"id", "listen", "cert", "key", "ca", "tls_min_version", "tls_groups", "pq_only", "state_db", "state_sync", "metrics_listen",
                  "log_level", "threads", "cpu_affinity", "request_timeout", "max_body_bytes", "max_connections"});
     cfg.kme_id = req_string(c, *kme, "kme.", "id");
     std::tie(cfg.listen_host, cfg.listen_port) = host_port(c, "kme.listen", req_string(c, *kme, "kme.", "listen"));
@@ -175,6 +175,11 @@ Config parse_config(const std::string& text, const std::string& file) {
     cfg.tls_groups = opt_string_list(c, *kme, "kme.", "tls_groups", cfg.tls_groups);
     cfg.pq_only = opt_bool(c, *kme, "kme.", "pq_only", false);
     cfg.state_db = c.path(req_string(c, *kme, "kme.", "state_db"));
+    cfg.state_sync = opt_string(c, *kme, "kme.", "state_sync").value_or("normal");
+    if (cfg.state_sync != "normal" && cfg.state_sync != "full")
+        c.fail("kme.state_sync",
+               fmt::format("expected \"normal\" (survives kill -9) or \"full\" (fsync every commit; survives a power loss), got \"{}\"",
+                           cfg.state_sync));
     if (auto m = opt_string(c, *kme, "kme.", "metrics_listen")) {
         auto [h, p] = host_port(c, "kme.metrics_listen", *m);
         cfg.metrics_host = h;

@@ -13,9 +13,13 @@ namespace qkd::kme {
 
 Instance::Instance(boost::asio::io_context& io, Config cfg) : io_(io), cfg_(std::move(cfg)), expiry_(io) {
     if (auto dir = std::filesystem::path(cfg_.state_db).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
-    store_ = std::make_unique<Store>(cfg_.state_db);
+    const bool full = cfg_.state_sync == "full";
+    store_ = std::make_unique<Store>(cfg_.state_db, full ? StateSync::Full : StateSync::Normal);
     // Group commits run on the event loop: no thread hand-off between a request and its commit.
-    store_->run_commits_on([this](std::function<void()> f) { boost::asio::post(io_, std::move(f)); });
+    // With state_sync = "full" each commit waits for an fsync (0.5 ms or more), so they stay on the
+    // store's writer thread: the event loop serves other connections meanwhile, and the requests
+    // that arrive during one fsync share the next.
+    if (!full) store_->run_commits_on([this](std::function<void()> f) { boost::asio::post(io_, std::move(f)); });
     client_ctx_ = std::make_unique<boost::asio::ssl::context>(make_peer_client_context(cfg_));
     std::map<std::string, std::shared_ptr<PeerClient>> peers;
     for (const auto& p : cfg_.peers) peers[p.kme_id] = make_https_peer_client(io_, *client_ctx_, p);

@@ -54,6 +54,9 @@ std::string Metrics::render(KeyManager& km) const {
     o += "# HELP qkd_kme_db_pages_written_total State-database pages appended to the write-ahead log by those commits.\n"
          "# TYPE qkd_kme_db_pages_written_total counter\n";
     o += fmt::format("qkd_kme_db_pages_written_total{{kme=\"{}\"}} {}\n", id, km.db_pages_written());
+    o += "# HELP qkd_kme_db_synced_commits_total Commits fsynced before their requests were answered (state_sync = \"full\", or a moved high-water mark).\n"
+         "# TYPE qkd_kme_db_synced_commits_total counter\n";
+    o += fmt::format("qkd_kme_db_synced_commits_total{{kme=\"{}\"}} {}\n", id, km.db_synced_commits());
     o += "# HELP qkd_kme_db_wal_restarts_total Times commits waited a moment for a last checkpoint so that the write-ahead log could start again.\n"
          "# TYPE qkd_kme_db_wal_restarts_total counter\n";
     o += fmt::format("qkd_kme_db_wal_restarts_total{{kme=\"{}\"}} {}\n", id, km.db_wal_catch_ups());

@@ -5,6 +5,7 @@ retrievable (once) by its slave after the restart. Also: peer KME down -> 503.""
 import base64
 import http.client
 import json
+import re
 import os
 import signal
 import ssl
@@ -18,9 +19,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 from kmetest import Checks  # noqa: E402
 
 BIN = sys.argv[1]
+# --state-sync full: both KMEs fsync every commit ([kme] state_sync); the default is "normal".
+SYNC = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--state-sync" else "normal"
 c = Checks()
 d = tempfile.mkdtemp(prefix="qkd-kme-crash-")
 subprocess.run([BIN, "demo", d, "--prepare-only", "--log-level", "warn"], check=True)
+for name, kid in (("kme_a.toml", "KME_A"), ("kme_b.toml", "KME_B")):
+    p = os.path.join(d, name)
+    text = open(p).read()
+    line = f'id = "{kid}"\n'
+    assert line in text, f"no [kme] id line in {name}"
+    open(p, "w").write(text.replace(line, line + f'state_sync = "{SYNC}"\n', 1))
 
 
 def port_of(name):
@@ -45,6 +54,16 @@ def start(kme):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(kme + " did not start")
+
+
+def metric(kme, name):
+    """A counter of the KME's Prometheus endpoint (http on loopback, metrics_listen)."""
+    cfg = open(os.path.join(d, "kme_a.toml" if kme == "KME_A" else "kme_b.toml")).read()
+    port = int(re.search(r'(?m)^metrics_listen = "127\.0\.0\.1:(\d+)"', cfg).group(1))
+    h = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    h.request("GET", "/metrics")
+    text = h.getresponse().read().decode()
+    return int(float(re.search(r"(?m)^" + name + r"\{[^}]*\} (\S+)$", text).group(1)))
 
 
 def kill9(kme):
@@ -153,6 +172,16 @@ try:
         c.eq("late slave key equals master key", body["keys"][0]["key"], key)
     print(f"{len(answer_lost)} keys had their dec_keys answer cut by a kill (may be consumed)")
     c.eq("keys lost across kill -9", missing, 0)
+
+    # Which commits were fsynced since the last restart of each KME: KME_A moved its high-water
+    # mark at least once (its first allocation after a restart does), and that commit is always
+    # fsynced; KME_B's commits (reservations, deliveries) only with state_sync = "full".
+    commits_b, synced_b = metric("KME_B", "qkd_kme_db_commits_total"), metric("KME_B", "qkd_kme_db_synced_commits_total")
+    print(f"state_sync = {SYNC}: KME_A fsynced {metric('KME_A', 'qkd_kme_db_synced_commits_total')} commits; "
+          f"KME_B {synced_b} of {commits_b}")
+    c.true("KME_A fsynced its high-water mark", metric("KME_A", "qkd_kme_db_synced_commits_total") >= 1)
+    c.true("KME_B committed since its restart", commits_b > 0, str(commits_b))
+    c.eq("KME_B commits fsynced", synced_b, commits_b if SYNC == "full" else 0)
 
     # Peer KME down: the master's KME cannot reserve, answers 503 and burns the material. Keys
     # reserved on KME_B ahead of requests (prefetch_keys) stay valid for up to 1 s: wait them out.

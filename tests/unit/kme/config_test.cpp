@@ -78,6 +78,8 @@ TEST(KmeConfig, ErrorsNameFileKeyAndExpectation) {
          "key 'peer[0].prefetch_keys': must be between 0 and 4096"},
         {std::string(kGood).replace(std::string(kGood).find("key_rate = 5000"), 15, "key_rate = 5000\nprefetch_keys = -1"),
          "key 'peer[0].prefetch_keys'"},
+        {with_kme_key("state_sync = \"always\""),
+         "key 'kme.state_sync': expected \"normal\" (survives kill -9) or \"full\" (fsync every commit; survives a power loss), got \"always\""},
         {with_kme_key("max_connections = 0"), "key 'kme.max_connections': must be between 1 and 1000000, got 0"},
         {with_kme_key("cpu_affinity = 0"), "key 'kme.cpu_affinity': must be a non-empty array of CPU numbers"},
         {with_kme_key("cpu_affinity = []"), "key 'kme.cpu_affinity': must be a non-empty array of CPU numbers"},
@@ -97,6 +99,8 @@ TEST(KmeConfig, CpuAffinityIsAListOfCpus) {
     EXPECT_TRUE(parse_config(kGood, "/etc/kme/a.toml").cpu_affinity.empty());  // not pinned unless asked
     EXPECT_EQ(parse_config(kGood, "/etc/kme/a.toml").max_connections, 10000u);
     EXPECT_EQ(parse_config(with_kme_key("max_connections = 5"), "/etc/kme/a.toml").max_connections, 5u);
+    EXPECT_EQ(parse_config(kGood, "/etc/kme/a.toml").state_sync, "normal");
+    EXPECT_EQ(parse_config(with_kme_key("state_sync = \"full\""), "/etc/kme/a.toml").state_sync, "full");
     EXPECT_EQ(parse_config(with_kme_key("cpu_affinity = [1, 0, 1023]"), "/etc/kme/a.toml").cpu_affinity, (std::vector<int>{1, 0, 1023}));
 }
 

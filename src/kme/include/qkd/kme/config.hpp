@@ -65,6 +65,9 @@ struct Config {
     std::vector<std::string> tls_groups{"X25519MLKEM768", "X25519", "P-256"};
     bool pq_only = false;
     std::string state_db;
+    // "normal": a committed group survives kill -9 (high-water marks also a power loss);
+    // "full": every group is fsynced before it is answered (survives a power loss). See Store.
+    std::string state_sync = "normal";
     std::optional<std::string> metrics_host;
     std::uint16_t metrics_port = 0;
     std::string log_level = "info";

@@ -104,6 +104,7 @@ public:
     std::uint64_t db_commits() const { return store_.commits(); }
     std::uint64_t db_pages_written() const { return store_.wal_pages_written(); }
     std::uint64_t db_wal_catch_ups() const { return store_.wal_catch_ups(); }
+    std::uint64_t db_synced_commits() const { return store_.synced_commits(); }
     const Config& config() const { return cfg_; }
     bool is_local_sae(const std::string& id) const;
     bool is_peer_kme(const std::string& id) const { return peers_.count(id) != 0; }

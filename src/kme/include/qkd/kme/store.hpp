@@ -3,7 +3,9 @@
 // thread, or (after run_commits_on) by a task posted to the caller's event loop, so that a request
 // never crosses threads on its way to the disk and back; a request that needs its writes durable waits for the commit callback before answering
 // (DESIGN.md §4 "State": high-water marks and reservations are persisted before a key is handed out).
-// WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed group.
+// WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed group;
+// groups that move an allocation high-water mark are always fsynced, so that after a power loss or
+// a kernel crash no offset of a key stream is handed out twice. StateSync::Full fsyncs every group.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -59,10 +61,19 @@ struct DeleteReservation {
 }  // namespace op
 using Op = std::variant<op::SetHwm, op::PutReservation, op::SetPending, op::DeleteReservation>;
 
+// How far a committed group survives (config `[kme] state_sync`).
+enum class StateSync {
+    // Survives kill -9 of the KME. A power loss or kernel crash can lose the groups committed since
+    // the last checkpoint (about 250 ms), except high-water marks, which are always fsynced.
+    Normal,
+    // Every group is fsynced before its callbacks run: nothing answered is lost to a power loss.
+    Full,
+};
+
 class Store {
 public:
     // Opens (creating if needed) the database. Throws std::runtime_error naming the file on failure.
-    explicit Store(const std::string& path);
+    explicit Store(const std::string& path, StateSync sync = StateSync::Normal);
     ~Store();
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
@@ -86,6 +97,9 @@ public:
 
     // Transactions committed so far (each a group of queued items); any thread may read it.
     std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+    // Commits that were fsynced (StateSync::Full, or a high-water mark in the group).
+    std::uint64_t synced_commits() const { return synced_commits_.load(std::memory_order_relaxed); }
+    StateSync sync() const { return sync_; }
     // Database pages written to the WAL by those commits: the disk cost of the state.
     std::uint64_t wal_pages_written() const { return wal_pages_.load(std::memory_order_relaxed); }
     // Times the checkpointer held commits back for a moment to let the WAL start again (see
@@ -123,6 +137,7 @@ private:
     sqlite3_stmt* st_rollback_to_ = nullptr;
     sqlite3_stmt* prepare(const char* sql);
     std::string path_;
+    StateSync sync_;
     std::mutex mu_;
     std::condition_variable cv_, idle_cv_;
     std::deque<Item> queue_;
@@ -135,6 +150,7 @@ private:
     std::chrono::steady_clock::time_point queue_since_{};  // when the oldest queued item came
     std::mutex write_mu_;         // one group at a time, in queue order
     std::atomic<std::uint64_t> commits_{0};
+    std::atomic<std::uint64_t> synced_commits_{0};
     std::atomic<std::uint64_t> wal_pages_{0};
     std::atomic<std::uint64_t> wal_catch_ups_{0};
     std::uint64_t wal_len_ = 0;  // the WAL's length in pages after the last commit (writer only)
