@@ -208,9 +208,10 @@ etsi014::KeyContainer KeyManager::materialise(const KeyMaterial& stream, const s
     return c;
 }
 
-std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops) {
+std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops, std::uint64_t& new_mark) {
     // Fresh key IDs and offsets; if the range passes the durable high-water mark, the caller must
-    // commit `ops` (a new mark kHwmChunkBytes ahead) before any of these keys is used.
+    // commit `ops` (a new mark kHwmChunkBytes ahead, returned in `new_mark`; 0 if none) and then
+    // call mark_durable(new_mark) before any of these keys is used.
     std::vector<SyncKey> keys(n);
     std::lock_guard lk(link.mu);
     for (auto& k : keys) {
@@ -219,13 +220,20 @@ std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32
         k.bits = bits;
         link.next_offset += bits / 8;
     }
-    if (link.next_offset > link.committed_end) ops.push_back(op::SetHwm{link.out->label(), link.next_offset + kHwmChunkBytes});
+    new_mark = 0;
+    if (link.next_offset > link.committed_end) {
+        new_mark = link.next_offset + kHwmChunkBytes;
+        ops.push_back(op::SetHwm{link.out->label(), new_mark});
+    }
     return keys;
 }
 
-void KeyManager::mark_durable(Link& link, const std::vector<SyncKey>& keys) {
+void KeyManager::mark_durable(Link& link, std::uint64_t new_mark) {
+    // Only a mark that a commit wrote counts: offsets below committed_end are handed out with no
+    // commit of their own, and after a restart allocation resumes at the stored mark.
+    if (new_mark == 0) return;
     std::lock_guard lk(link.mu);
-    for (const auto& k : keys) link.committed_end = std::max(link.committed_end, k.offset + k.bits / 8 + kHwmChunkBytes);
+    link.committed_end = std::max(link.committed_end, new_mark);
 }
 
 void KeyManager::get_key(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req, KeysCallback done) {
@@ -245,7 +253,8 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
                                            link->out->label(), bytes * 8, link->out->available(clock_.now())))});
 
     std::vector<Op> ops;
-    std::vector<SyncKey> keys = allocate(*link, static_cast<std::size_t>(number), static_cast<std::uint32_t>(size), ops);
+    std::uint64_t new_mark = 0;
+    std::vector<SyncKey> keys = allocate(*link, static_cast<std::size_t>(number), static_cast<std::uint32_t>(size), ops, new_mark);
     std::vector<std::string> local_slaves, remote_slaves;
     for (const auto& s : slaves) (is_local_sae(s) ? local_slaves : remote_slaves).push_back(s);
     const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
@@ -274,9 +283,9 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
         keys_delivered_master += keys.size();
         done(materialise(*link->out, keys));
     };
-    auto after_commit = [this, link, keys, caller, remote_slaves, expires, peer_kme, finish](bool ok) {
+    auto after_commit = [this, link, keys, caller, remote_slaves, expires, peer_kme, finish, new_mark](bool ok) {
         if (!ok) return finish(std::string(msg::kKeyDataAccess));
-        mark_durable(*link, keys);
+        mark_durable(*link, new_mark);
         if (remote_slaves.empty()) return finish("");
         SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys};
         peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish](std::string e) {
@@ -360,7 +369,8 @@ void KeyManager::refill(Prefetch& pf) {
     };
     if (n == 0 || !link->out->take(static_cast<double>(n) * pf.bits, clock_.now())) return stop();  // requests will report the shortage
     std::vector<Op> ops;
-    std::vector<SyncKey> keys = allocate(*link, n, pf.bits, ops);
+    std::uint64_t new_mark = 0;
+    std::vector<SyncKey> keys = allocate(*link, n, pf.bits, ops, new_mark);
     keys_prefetched += n;
     const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
     auto reserved = [this, &pf, keys](std::string err) {
@@ -378,14 +388,14 @@ void KeyManager::refill(Prefetch& pf) {
         const auto at = clock_.now();
         for (const auto& k : keys) pf.ready.emplace_back(k, at);
     };
-    auto after_commit = [this, link, keys, expires, &pf, reserved](bool ok) {
+    auto after_commit = [this, link, keys, expires, &pf, reserved, new_mark](bool ok) {
         if (!ok) {
             keys_burned += keys.size();
             std::lock_guard lk(pf_mu_);
             pf.refilling = false;
             return;
         }
-        mark_durable(*link, keys);
+        mark_durable(*link, new_mark);
         SyncRequest sr{cfg_.kme_id, link->out->label(), pf.master, pf.slaves, expires, keys};
         peer_clients_.at(pf.peer_kme)->reserve(std::move(sr), reserved);
     };

@@ -290,6 +290,42 @@ TEST_F(Pair, RestartKeepsReservationsAndNeverReusesMaterial) {
     EXPECT_TRUE(qkd::ct_equal(s1->keys[0].key, m1->keys[0].key));
 }
 
+TEST_F(Pair, RestartAfterSeveralHighWaterChunksNeverReusesDeliveredMaterial) {
+    // The allocation high-water mark moves in 1 MiB chunks. Use 1.5 MiB of the stream (keys of
+    // 8 KiB), deliver every key to its slave (so no reservation on KME_B guards the offsets any
+    // more), restart both KMEs: new keys must come from beyond everything used before.
+    for (auto* c : {&ca, &cb}) {
+        c->limits.max_key_size = 65536;
+        c->limits.max_key_count = 100000;  // 3.2 MB at 256 bits per key
+    }
+    restart();
+    std::set<std::string> before;
+    etsi::KeyRequest big;
+    big.number = 8;
+    big.size = 65536;
+    for (int i = 0; i < 24; ++i) {
+        auto m = enc("SAE_A", "SAE_B", big);
+        ASSERT_TRUE(m) << m.error().message;
+        std::vector<std::string> ids;
+        for (const auto& k : m->keys) {
+            before.insert(std::string(k.key.view().begin(), k.key.view().end()));
+            ids.push_back(k.key_ID);
+        }
+        auto s = dec(*b, "SAE_B", "SAE_A", ids);
+        ASSERT_TRUE(s) << s.error().message;
+    }
+    ASSERT_EQ(before.size(), 24u * 8u);
+    sa->flush();
+    sb->flush();
+    restart();
+    for (int i = 0; i < 4; ++i) {
+        auto m = enc("SAE_A", "SAE_B", big);
+        ASSERT_TRUE(m) << m.error().message;
+        for (const auto& k : m->keys)
+            EXPECT_FALSE(before.count(std::string(k.key.view().begin(), k.key.view().end()))) << "key material handed out again after a restart";
+    }
+}
+
 // Prefetch (prefetch_keys > 0): keys reserved on the peer ahead of requests.
 struct Prefetching : Pair {
     void SetUp() override {

@@ -124,8 +124,8 @@ private:
                                  std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
                                  std::string& peer_kme) const;
     etsi014::KeyContainer materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys) const;
-    std::vector<SyncKey> allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops);
-    void mark_durable(Link& link, const std::vector<SyncKey>& keys);  // after the high-water mark commit
+    std::vector<SyncKey> allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops, std::uint64_t& new_mark);
+    void mark_durable(Link& link, std::uint64_t new_mark);  // after the commit of allocate's ops
     struct Prefetch;
     // Takes `number` prefetched keys for the combination if there are that many, and starts a refill
     // when the stock runs low. Returns false when the request must take the ordinary path.
