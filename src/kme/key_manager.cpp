@@ -111,7 +111,20 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
             throw std::invalid_argument("key material for " + in + " is missing or carries another label");
         if (!peer_clients_.count(p.kme_id)) throw std::logic_error("no PeerClient for " + p.kme_id);
     }
-    for (auto& r : store_.load_reservations()) reservations_.emplace(r.key_ID, std::move(r));
+    // Rows of a stream this KME no longer holds (a [[peer]] removed or renamed, kme_id changed):
+    // their material cannot be read, so they are dropped, not served.
+    std::vector<Op> stale;
+    for (auto& r : store_.load_reservations()) {
+        if (!links_.count(r.stream) && !in_streams_.count(r.stream)) {
+            stale.push_back(op::DeleteReservation{r.stream, r.offset});
+            continue;
+        }
+        reservations_.emplace(r.key_ID, std::move(r));
+    }
+    if (!stale.empty()) {
+        spdlog::warn("{}: {} reservations of key streams not in the configuration dropped", cfg.kme_id, stale.size());
+        store_.commit(std::move(stale), nullptr);
+    }
     spdlog::info("{}: {} reservations restored, {} links", cfg.kme_id, reservations_.size(), links_.size());
 }
 
@@ -288,11 +301,21 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
         mark_durable(*link, new_mark);
         if (remote_slaves.empty()) return finish("");
         SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys};
-        peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish](std::string e) {
+        peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish, expires](std::string e) {
             if (!e.empty()) {
                 ++sync_failures;
                 spdlog::warn("peer KME {} did not confirm a reservation: {}; material burned", peer_kme, e);
                 return finish(fmt::format("peer KME {} did not confirm the key reservation: {}", peer_kme, e));
+            }
+            // A confirmation that came after the reservation expired (reservation_ttl shorter than
+            // the round trip): the slave could not fetch the key any more, so the master does
+            // not get it either.
+            if (now_unix() > expires) {
+                ++sync_failures;
+                spdlog::warn("peer KME {} confirmed a reservation after it expired (reservation_ttl {} s); material burned", peer_kme,
+                             cfg_.reservation_ttl.count());
+                return finish(fmt::format("peer KME {} confirmed the key reservation only after it expired (reservation_ttl is {} s)", peer_kme,
+                                          cfg_.reservation_ttl.count()));
             }
             finish("");
         });
@@ -373,7 +396,8 @@ void KeyManager::refill(Prefetch& pf) {
     std::vector<SyncKey> keys = allocate(*link, n, pf.bits, ops, new_mark);
     keys_prefetched += n;
     const std::int64_t expires = now_unix() + cfg_.reservation_ttl.count();
-    auto reserved = [this, &pf, keys](std::string err) {
+    const auto made = clock_.now();  // the age of a stocked key counts from here, round trip included
+    auto reserved = [this, &pf, keys, made](std::string err) {
         std::lock_guard lk(pf_mu_);
         pf.refilling = false;
         if (!err.empty()) {
@@ -385,8 +409,7 @@ void KeyManager::refill(Prefetch& pf) {
             spdlog::warn("peer KME {} did not confirm {} prefetched key reservations: {}; material burned", pf.peer_kme, keys.size(), err);
             return;
         }
-        const auto at = clock_.now();
-        for (const auto& k : keys) pf.ready.emplace_back(k, at);
+        for (const auto& k : keys) pf.ready.emplace_back(k, made);
     };
     auto after_commit = [this, link, keys, expires, &pf, reserved, new_mark](bool ok) {
         if (!ok) {
@@ -426,8 +449,9 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
         std::string id_text;
     };
     std::vector<Out> out;
+    std::vector<Reservation> taken;  // as they were, to give a key back to the caller if the commit fails
+    std::unique_lock lk(res_mu_);  // until the commit is queued (below)
     {
-        std::lock_guard lk(res_mu_);
         std::vector<etsi014::Extension> missing;
         bool unauthorised = false;
         std::vector<Uuid> parsed;
@@ -451,8 +475,11 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
             }
             parsed.push_back(*u);
         }
-        if (!missing.empty()) return done(Err{bad(std::string(msg::kKeysNotFound), std::move(missing))});
-        if (unauthorised) return done(Err{unauthorized()});
+        if (!missing.empty() || unauthorised) {
+            lk.unlock();
+            if (!missing.empty()) return done(Err{bad(std::string(msg::kKeysNotFound), std::move(missing))});
+            return done(Err{unauthorized()});
+        }
         // All-or-nothing: every key checked, now consume them for this caller.
         for (std::size_t i = 0; i < parsed.size(); ++i) {
             auto it = reservations_.find(parsed[i]);
@@ -465,6 +492,7 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
                 std::abort();
             }
             out.push_back({stream, SyncKey{r.key_ID, r.offset, r.bits}, ids.key_IDs[i].key_ID});
+            taken.push_back(r);
             std::erase(r.pending_slaves, caller);
             if (r.pending_slaves.empty()) {
                 ops.push_back(op::DeleteReservation{r.stream, r.offset});
@@ -475,8 +503,25 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
         }
     }
     // The deletion is durable before the key leaves: a crash can lose an answer, never repeat one.
-    store_.commit(std::move(ops), [this, out = std::move(out), done](bool ok) {
-        if (!ok) return done(Err{server(std::string(msg::kKeyDataAccess))});
+    // Queued while res_mu_ is held: two deliveries of one multicast key write their pending lists
+    // in the order they built them (the other order would restore a delivered slave at restart).
+    store_.commit(std::move(ops), [this, out = std::move(out), taken = std::move(taken), caller, done](bool ok) {
+        if (!ok) {
+            // Nothing changed on disk: the caller may still fetch these keys (and only the caller:
+            // other slaves' deliveries since then stand).
+            std::lock_guard relock(res_mu_);
+            for (const auto& r : taken) {
+                auto it = reservations_.find(r.key_ID);
+                if (it == reservations_.end()) {
+                    Reservation back = r;
+                    back.pending_slaves = {caller};
+                    reservations_.emplace(back.key_ID, std::move(back));
+                } else if (std::find(it->second.pending_slaves.begin(), it->second.pending_slaves.end(), caller) == it->second.pending_slaves.end()) {
+                    it->second.pending_slaves.push_back(caller);
+                }
+            }
+            return done(Err{server(std::string(msg::kKeyDataAccess))});
+        }
         etsi014::KeyContainer c;
         for (const auto& o : out)
             c.keys.push_back(etsi014::Key{o.id_text, o.stream->read(o.key.offset, o.key.bits / 8), std::nullopt, std::nullopt});
@@ -491,6 +536,8 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
     if (req.stream != in_label) return done(Err{bad(fmt::format("stream \"{}\" is not the link {}", req.stream, in_label))});
     if (req.keys.empty() || req.keys.size() > 4096) return done(Err{bad("a reservation carries 1 to 4096 keys")});
     if (req.slaves.empty()) return done(Err{bad("a reservation names at least one slave SAE")});
+    if (req.expires_unix < now_unix())
+        return done(Err{bad(fmt::format("the reservation expired {} s ago (clocks of the two KMEs apart, or a slow link?)", now_unix() - req.expires_unix))});
     for (const auto& s : req.slaves)
         if (!is_local_sae(s)) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {}", s, cfg_.kme_id))});
     std::vector<Op> ops;

@@ -8,8 +8,11 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "qkd/common/encoding.hpp"
@@ -78,15 +81,46 @@ void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
         done += static_cast<std::size_t>(n);
     }
     secure_zero(skip, sizeof skip);
+    // OpenSSL keeps the last keystream block in the context (the rest of it is the start of the
+    // next, undelivered key when `out` ends inside a block). One block at a counter the stream
+    // never reaches (2^64 blocks on) overwrites it; that block is wiped here.
+    std::uint8_t far_iv[16] = {0xff};
+    std::uint8_t scrub[16];
+    if (EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, nullptr, far_iv) != 1 || EVP_EncryptUpdate(c.ctx, scrub, &len, zeros, sizeof scrub) != 1) {
+        std::fputs("qkd-kme: AES-256-CTR failed\n", stderr);
+        std::abort();
+    }
+    secure_zero(scrub, sizeof scrub);
     c.stream = id_;
 }
 
 SecretBytes read_seed_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error(fmt::format("{}: cannot open link seed file", path));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str(), hex;
+    // Read with plain read(2) into a buffer that is wiped afterwards (an ifstream's own buffer
+    // would keep a copy of the seed in freed memory).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot open link seed file", path));
+    constexpr std::size_t kMaxSeedFile = 64 * 1024;
+    std::string text(kMaxSeedFile + 1, '\0'), hex;
+    std::size_t got = 0;
+    for (;;) {
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int e = errno;
+            ::close(fd);
+            wipe_string(text);
+            throw std::runtime_error(fmt::format("{}: cannot read link seed file: {}", path, std::strerror(e)));
+        }
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+        if (got == text.size()) break;
+    }
+    ::close(fd);
+    if (got > kMaxSeedFile) {
+        wipe_string(text);
+        throw std::runtime_error(fmt::format("{}: a link seed file holds at most {} bytes", path, kMaxSeedFile));
+    }
+    text.resize(got);
     for (char c : text)
         if (!std::isspace(static_cast<unsigned char>(c))) hex += c;
     wipe_string(text);

@@ -2,6 +2,7 @@
 // outcome of Get key / Get key with key IDs, the reservation on the peer, and the invariants
 // "delivered once to the master and once per authorised slave" and "a failed sync burns material".
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <future>
 #include <set>
@@ -21,10 +22,16 @@ public:
     std::string self;
     std::string fail_with;  // non-empty: the peer is "down"
     int calls = 0;
+    // A slow link: the confirmation arrives `slow_by` after the peer committed the reservation.
+    kmetest::FakeClock* clock = nullptr;
+    std::chrono::milliseconds slow_by{0};
     void reserve(SyncRequest req, std::function<void(std::string)> done) override {
         ++calls;
         if (!fail_with.empty()) return done(fail_with);
-        target->peer_reserve(self, req, [done](ApiResult<int> r) { done(r ? "" : r.error().message); });
+        target->peer_reserve(self, req, [this, done](ApiResult<int> r) {
+            if (clock) clock->advance(slow_by);
+            done(r ? "" : r.error().message);
+        });
     }
 };
 
@@ -326,6 +333,76 @@ TEST_F(Pair, RestartAfterSeveralHighWaterChunksNeverReusesDeliveredMaterial) {
     }
 }
 
+TEST_F(Pair, AConfirmationAfterTheReservationExpiredIs503AndBurns) {
+    // reservation_ttl is 60 s; the peer's confirmation takes 61 s: the slave could no longer fetch
+    // the key, so the master must not get it either.
+    to_b->clock = &clock;
+    to_b->slow_by = std::chrono::seconds(61);
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("only after it expired"), std::string::npos) << m.error().message;
+    EXPECT_EQ(a->keys_burned, 1u);
+    to_b->slow_by = std::chrono::seconds(1);
+    auto ok = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(ok) << ok.error().message;
+    auto s = dec(*b, "SAE_B", "SAE_A", {ok->keys[0].key_ID});
+    ASSERT_TRUE(s) << s.error().message;
+}
+
+TEST_F(Pair, ThePeerRefusesAReservationThatHasAlreadyExpired) {
+    SyncRequest req{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 0, {SyncKey{qkd::uuid_random_v4(), 4096, 256}}};
+    req.expires_unix = std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count() - 5;
+    std::promise<ApiResult<int>> p;
+    b->peer_reserve("KME_A", req, [&](ApiResult<int> r) { p.set_value(std::move(r)); });
+    auto r = p.get_future().get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().status, 400);
+    EXPECT_NE(r.error().message.find("expired 5 s ago"), std::string::npos) << r.error().message;
+    EXPECT_EQ(b->reservation_count(), 0u);
+}
+
+TEST_F(Pair, AFailedDeliveryCommitLeavesTheKeyToItsSlave) {
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m);
+    sb->flush();
+    // Break KME_B's database under it: the delivery's commit fails.
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(cb.state_db.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, "ALTER TABLE key_reservation RENAME TO parked", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+    auto s1 = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_FALSE(s1);
+    EXPECT_EQ(s1.error().status, 503);
+    // Not delivered, so still the slave's: the same answer again, not "not found" ...
+    auto s2 = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_FALSE(s2);
+    EXPECT_EQ(s2.error().status, 503) << s2.error().message;
+    // ... and once the database works again, delivered once.
+    ASSERT_EQ(sqlite3_exec(raw, "ALTER TABLE parked RENAME TO key_reservation", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+    sqlite3_close(raw);
+    auto s3 = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_TRUE(s3) << s3.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s3->keys[0].key, m->keys[0].key));
+    EXPECT_FALSE(dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID}));
+}
+
+TEST_F(Pair, ReservationsOfAStreamNoLongerConfiguredAreDroppedAtStart) {
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m);
+    sa->flush();
+    sb->flush();
+    cb.peers.clear();  // KME_B no longer has the link to KME_A
+    restart();
+    EXPECT_EQ(b->reservation_count(), 0u);
+    auto s = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});  // answered, not a crash
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().status, 400);
+    sb->flush();
+    cb = make_config("KME_B", "KME_A", {"SAE_B"}, {"SAE_A", "SAE_C"}, dir);
+    restart();  // the rows were deleted, not only skipped
+    EXPECT_EQ(b->reservation_count(), 0u);
+}
+
 // Prefetch (prefetch_keys > 0): keys reserved on the peer ahead of requests.
 struct Prefetching : Pair {
     void SetUp() override {
@@ -390,6 +467,18 @@ TEST_F(Prefetching, AgedKeysAreBurnedNotHandedOut) {
     ASSERT_TRUE(m);
     EXPECT_EQ(a->keys_burned - burned, ready);
     EXPECT_GT(to_b->calls, calls);  // served by an ordinary reservation
+    EXPECT_EQ(a->keys_from_prefetch, 0u);
+}
+
+TEST_F(Prefetching, StockedKeysAgeFromTheirAllocationSoTheRoundTripCounts) {
+    // Confirmations take 2 s, more than a stocked key may age (min(ttl / 10, 1 s)): nothing
+    // stocked is ever fresh enough to hand out.
+    to_b->clock = &clock;
+    to_b->slow_by = std::chrono::seconds(2);
+    ASSERT_TRUE(enc("SAE_A", "SAE_B"));
+    settle();
+    EXPECT_EQ(a->prefetched_ready("SAE_A", "SAE_B"), 0u);
+    ASSERT_TRUE(enc("SAE_A", "SAE_B"));
     EXPECT_EQ(a->keys_from_prefetch, 0u);
 }
 
