@@ -56,7 +56,9 @@ public:
         bool start = false;
         {
             std::lock_guard lk(mu_);
-            queue_.push_back({std::move(req), std::move(done)});
+            // sync_timeout bounds the whole reservation: time in the queue, connecting and the
+            // exchange together, so a slow peer costs a request at most that long.
+            queue_.push_back({std::move(req), std::move(done), std::chrono::steady_clock::now() + peer_.sync_timeout});
             // A new sender when none runs, or when every running one is busy with a slow batch.
             if (senders_ == 0 || (senders_ < kMaxInFlight && senders_ == busy_ &&
                                   std::chrono::steady_clock::now() - newest_send_ > kSlowBatch)) {
@@ -71,6 +73,7 @@ private:
     struct Pending {
         SyncRequest req;
         std::function<void(std::string)> done;
+        std::chrono::steady_clock::time_point deadline;
     };
     using Stream = beast::ssl_stream<beast::tcp_stream>;
     struct Conn {
@@ -78,7 +81,7 @@ private:
         beast::flat_buffer buf;
     };
 
-    asio::awaitable<std::string> connect(Conn& c) {
+    asio::awaitable<std::string> connect(Conn& c, std::chrono::steady_clock::time_point deadline) {
         boost::system::error_code ec;
         tcp::resolver resolver(strand_);
         auto results = co_await resolver.async_resolve(host_, port_, asio::redirect_error(asio::use_awaitable, ec));
@@ -86,11 +89,13 @@ private:
         c.stream = std::make_unique<Stream>(strand_, ctx_);
         c.buf.clear();
         SSL_set_tlsext_host_name(c.stream->native_handle(), host_.c_str());
-        beast::get_lowest_layer(*c.stream).expires_after(peer_.sync_timeout);
+        beast::get_lowest_layer(*c.stream).expires_at(deadline);  // connect and TLS handshake
         co_await beast::get_lowest_layer(*c.stream).async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == beast::error::timeout) co_return fmt::format("cannot connect to {} within sync_timeout ({} ms)", peer_.url, peer_.sync_timeout.count());
         if (ec) co_return fmt::format("cannot connect to {}: {}", peer_.url, ec.message());
         beast::get_lowest_layer(*c.stream).socket().set_option(tcp::no_delay(true), ec);
         co_await c.stream->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == beast::error::timeout) co_return fmt::format("no TLS handshake with {} within sync_timeout ({} ms)", peer_.url, peer_.sync_timeout.count());
         if (ec) co_return fmt::format("TLS handshake with {} failed: {}", peer_.url, ec.message());
         // The peer must prove it is the KME we expect, not merely any holder of a CA certificate.
         X509* cert = SSL_get1_peer_certificate(c.stream->native_handle());
@@ -100,10 +105,11 @@ private:
         co_return "";
     }
 
-    asio::awaitable<std::string> exchange(Conn& c, const std::vector<SyncRequest>& batch, std::vector<std::string>& results) {
+    asio::awaitable<std::string> exchange(Conn& c, const std::vector<SyncRequest>& batch, std::vector<std::string>& results,
+                                          std::chrono::steady_clock::time_point deadline) {
         boost::system::error_code ec;
         if (!c.stream) {
-            auto e = co_await connect(c);
+            auto e = co_await connect(c, deadline);
             if (!e.empty()) {
                 c.stream.reset();
                 co_return e;
@@ -115,13 +121,14 @@ private:
         req.keep_alive(true);
         req.body() = encode_sync_batch(batch);
         req.prepare_payload();
-        beast::get_lowest_layer(*c.stream).expires_after(peer_.sync_timeout);
+        beast::get_lowest_layer(*c.stream).expires_at(deadline);
         co_await http::async_write(*c.stream, req, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == beast::error::timeout) co_return fmt::format("no answer from {} within sync_timeout ({} ms)", peer_.url, peer_.sync_timeout.count());
         if (ec) co_return fmt::format("sending to {} failed: {}", peer_.url, ec.message());
         http::response_parser<http::string_body> parser;
         parser.body_limit(1 << 20);
         co_await http::async_read(*c.stream, c.buf, parser, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == beast::error::timeout) co_return fmt::format("no answer from {} within {} ms", peer_.url, peer_.sync_timeout.count());
+        if (ec == beast::error::timeout) co_return fmt::format("no answer from {} within sync_timeout ({} ms)", peer_.url, peer_.sync_timeout.count());
         if (ec) co_return fmt::format("reading the answer of {} failed: {}", peer_.url, ec.message());
         auto res = parser.release();
         if (res.result() != http::status::ok) co_return fmt::format("{} answered HTTP {}: {}", peer_.url, res.result_int(), res.body().substr(0, 200));
@@ -154,26 +161,38 @@ private:
             }
         }
         for (;;) {
-            std::vector<Pending> batch;
+            std::vector<Pending> batch, late;
+            auto deadline = std::chrono::steady_clock::time_point::max();
             {
                 std::lock_guard lk(self->mu_);
+                const auto now = std::chrono::steady_clock::now();
                 while (!self->queue_.empty() && batch.size() < kMaxSyncBatch) {
-                    batch.push_back(std::move(self->queue_.front()));
+                    auto& p = self->queue_.front();
+                    // Out of time while it waited for a connection (every sender busy with a slow peer).
+                    if (p.deadline <= now) late.push_back(std::move(p));
+                    else {
+                        deadline = std::min(deadline, p.deadline);
+                        batch.push_back(std::move(p));
+                    }
                     self->queue_.pop_front();
                 }
                 if (batch.empty()) {
                     --self->senders_;
                     if (conn.stream) self->idle_.push_back(std::move(conn));
-                    co_return;
                 }
-                ++self->busy_;
-                self->newest_send_ = std::chrono::steady_clock::now();
+                if (!batch.empty()) {
+                    ++self->busy_;
+                    self->newest_send_ = now;
+                }
             }
+            for (auto& p : late)
+                p.done(fmt::format("no connection to {} became free within sync_timeout ({} ms)", self->peer_.url, self->peer_.sync_timeout.count()));
+            if (batch.empty()) co_return;
             std::vector<SyncRequest> reqs;
             reqs.reserve(batch.size());
             for (auto& p : batch) reqs.push_back(p.req);
             std::vector<std::string> results;
-            std::string err = co_await self->exchange(conn, reqs, results);
+            std::string err = co_await self->exchange(conn, reqs, results, deadline);
             {
                 std::lock_guard lk(self->mu_);
                 --self->busy_;
