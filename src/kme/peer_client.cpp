@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -83,8 +84,16 @@ private:
 
     asio::awaitable<std::string> connect(Conn& c, std::chrono::steady_clock::time_point deadline) {
         boost::system::error_code ec;
-        tcp::resolver resolver(strand_);
-        auto results = co_await resolver.async_resolve(host_, port_, asio::redirect_error(asio::use_awaitable, ec));
+        // Name resolution has no timeout of its own in Asio: a timer cancels it at the deadline.
+        auto resolver = std::make_shared<tcp::resolver>(strand_);
+        asio::steady_timer limit(strand_);
+        limit.expires_at(deadline);
+        limit.async_wait([w = std::weak_ptr<tcp::resolver>(resolver)](boost::system::error_code e) {
+            if (auto r = w.lock(); r && !e) r->cancel();
+        });
+        auto results = co_await resolver->async_resolve(host_, port_, asio::redirect_error(asio::use_awaitable, ec));
+        limit.cancel();
+        if (ec == asio::error::operation_aborted) co_return fmt::format("cannot resolve {} within sync_timeout ({} ms)", host_, peer_.sync_timeout.count());
         if (ec) co_return fmt::format("cannot resolve {}: {}", host_, ec.message());
         c.stream = std::make_unique<Stream>(strand_, ctx_);
         c.buf.clear();
