@@ -71,15 +71,22 @@ def counter(k, name):
 procs = {k: subprocess.Popen([BIN, "serve", "-c", os.path.join(d, f"kme_{k}.toml")], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for k in ("a", "b")}
 try:
+    # Both KMEs must be listening before KME_B is stopped: KME_A may answer (503, peer refused)
+    # before KME_B has bound its port, and a KME_B stopped before it listens is a refused peer,
+    # not a stalled one.
     deadline = time.time() + 30
-    while True:
-        try:
-            st, body = enc()
-            break
-        except OSError:
+    for k, sae, peer in (("a", "SAE_A", "SAE_B"), ("b", "SAE_B", "SAE_A")):
+        while True:
+            try:
+                st, _ = call(conn(sae, k), "GET", f"/api/v1/keys/{peer}/status")
+                if st == 200:
+                    break
+            except OSError:
+                pass
             if time.time() > deadline:
-                raise RuntimeError("the KMEs did not start")
+                raise RuntimeError(f"KME_{k.upper()} did not start")
             time.sleep(0.05)
+    st, body = enc()
     c.eq("peer up: Get key", st, 200)
 
     procs["b"].send_signal(signal.SIGSTOP)
