@@ -122,6 +122,16 @@ std::pair<std::string, std::uint16_t> host_port(const Ctx& c, const std::string&
 
 LinkConfig parse_link(const Ctx& c, const toml::table& t, const std::string& prefix, bool seed_required) {
     LinkConfig l;
+    if (auto dir = opt_string(c, t, prefix, "key_dir")) {
+        // Real key material: the device sets the rate and the outages, and no seed is involved.
+        if (dir->empty()) c.fail(prefix + "key_dir", "must be a non-empty path to the folder the QKD device drops key files in");
+        for (const char* k : {"link_seed_file", "key_rate", "start_full", "outages"})
+            if (t.contains(k))
+                c.fail(prefix + k, "cannot be combined with 'key_dir' (key material comes from the key files; the key is for emulated "
+                                   "links only): remove one of them");
+        l.key_dir = c.path(*dir);
+        return l;
+    }
     if (seed_required) l.seed_file = c.path(req_string(c, t, prefix, "link_seed_file"));
     else if (auto s = opt_string(c, t, prefix, "link_seed_file")) l.seed_file = c.path(*s);
     l.key_rate_bps = opt_number(c, t, prefix, "key_rate", 1e6, 0, 1e10);
@@ -272,8 +282,8 @@ Config parse_config(const std::string& text, const std::string& file) {
             auto t = (*peers)[i].as_table();
             std::string p = fmt::format("peer[{}].", i);
             if (!t) c.fail(p, "each [[peer]] must be a table");
-            check_known(c, *t, p, {"kme_id", "url", "saes", "link_seed_file", "key_rate", "start_full", "outages", "sync_timeout",
-                                    "prefetch_keys"});
+            check_known(c, *t, p, {"kme_id", "url", "saes", "key_dir", "link_seed_file", "key_rate", "start_full", "outages",
+                                    "sync_timeout", "prefetch_keys"});
             PeerConfig pc;
             pc.kme_id = req_string(c, *t, p, "kme_id");
             if (pc.kme_id == cfg.kme_id) c.fail(p + "kme_id", "must differ from this KME's own id");
@@ -283,7 +293,9 @@ Config parse_config(const std::string& text, const std::string& file) {
             if (pc.saes.empty()) c.fail(p + "saes", "list the SAE IDs attached to this peer KME");
             pc.link = parse_link(c, *t, p, true);
             pc.sync_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(opt_number(c, *t, p, "sync_timeout", 2, 0.001, 600) * 1000));
-            pc.prefetch_keys = static_cast<std::size_t>(opt_int(c, *t, p, "prefetch_keys", 256, 0, 4096));
+            // Real key material is scarce and a stocked key that ages out is burned: no stock by
+            // default on a key-file link.
+            pc.prefetch_keys = static_cast<std::size_t>(opt_int(c, *t, p, "prefetch_keys", pc.link.key_dir.empty() ? 256 : 0, 0, 4096));
             cfg.peers.push_back(std::move(pc));
         }
     }

@@ -6,20 +6,24 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <stdexcept>
 
 #include "qkd/common/rng.hpp"
 #include "qkd/etsi014/codec.hpp"
+#include "qkd/kme/key_files.hpp"
 #include "qkd/kme/key_stream.hpp"  // read_seed_file
 
 namespace qkd::kme {
 
 namespace msg = etsi014::msg;
 
-// High-water marks are persisted this far ahead of use, so most requests need no write at all;
-// a crash skips at most this much material, never reuses it.
-static constexpr std::uint64_t kHwmChunkBytes = 1 << 20;
+// High-water marks are persisted KeySource::mark_step() bytes ahead of use (1 MiB for the emulated
+// link, 4 KiB for key files), so most requests need no write at all; a crash skips at most that
+// much material, never reuses it.
+// A key-file link keeps a used file this much longer than a reservation can live.
+static constexpr auto kKeyFileSlack = std::chrono::seconds(10);
 // Prefetch refills go out in batches of at most this many keys: a big batch is one long stretch of
 // work (encode, decode, inserts) in both event loops that requests would queue behind.
 static constexpr std::size_t kRefillBatch = 64;
@@ -73,15 +77,18 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
     if (!incoming) incoming = make_emulated_material;
     const double cap = static_cast<double>(cfg.limits.max_key_count) * static_cast<double>(cfg.limits.default_key_size);
     auto hwms = store_.load_hwms();
-    auto add_link = [&](const std::string& peer, const SecretBytes& seed, const LinkConfig& lc) {
+    auto add_link = [&](const std::string& peer, std::unique_ptr<KeySource> source) {
         auto l = label(cfg.kme_id, peer);
-        auto source = sources(seed.view(), l, lc, cap, clock_.now());
         // High-water marks and reservations are stored under the label: a source answering to
         // another one would restart at offset 0 after a restart and reuse material.
         if (!source || source->label() != l) throw std::invalid_argument("key source for " + l + " is missing or carries another label");
         auto link = std::make_unique<Link>(peer, std::move(source));
         link->next_offset = link->committed_end = hwms.count(l) ? hwms[l] : 0;
+        link->out->resume_at(link->next_offset);
         links_[l] = std::move(link);
+    };
+    auto add_emulated_link = [&](const std::string& peer, const SecretBytes& seed, const LinkConfig& lc) {
+        add_link(peer, sources(seed.view(), label(cfg.kme_id, peer), lc, cap, clock_.now()));
     };
     // The local link serves pairs of SAEs attached to this KME; its seed is generated once and kept
     // in the state database unless a seed file is configured.
@@ -98,15 +105,25 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
         local_seed = SecretBytes(std::span<const std::uint8_t>(s));
         secure_zero(s.data(), s.size());
     }
-    add_link(cfg.kme_id, local_seed, cfg.local_link);
+    add_emulated_link(cfg.kme_id, local_seed, cfg.local_link);
     for (const auto& s : cfg.saes) sae_kme_[s] = cfg.kme_id;
     for (const auto& p : cfg.peers) {
         peers_[p.kme_id] = &p;
         for (const auto& s : p.saes) sae_kme_[s] = p.kme_id;
-        auto seed = read_seed_file(p.link.seed_file);
-        add_link(p.kme_id, seed, p.link);
         auto in = label(p.kme_id, cfg.kme_id);
-        in_streams_[in] = incoming(seed.view(), in);
+        if (!p.link.key_dir.empty()) {
+            // Both directions from the files a QKD device drops in key_dir (key_files.hpp). A used
+            // file is kept until every reservation that could still read it has expired.
+            KeyFileLinkOptions o{p.link.key_dir, key_file_index_path(cfg.state_db, p.kme_id), cfg.kme_id, p.kme_id,
+                                 cfg.reservation_ttl + p.sync_timeout + kKeyFileSlack};
+            auto files = make_key_file_link(o, clock_.now());
+            add_link(p.kme_id, std::move(files.outgoing));
+            in_streams_[in] = std::move(files.incoming);
+        } else {
+            auto seed = read_seed_file(p.link.seed_file);
+            add_emulated_link(p.kme_id, seed, p.link);
+            in_streams_[in] = incoming(seed.view(), in);
+        }
         if (!in_streams_[in] || in_streams_[in]->label() != in)
             throw std::invalid_argument("key material for " + in + " is missing or carries another label");
         if (!peer_clients_.count(p.kme_id)) throw std::logic_error("no PeerClient for " + p.kme_id);
@@ -213,12 +230,19 @@ ApiResult<int> KeyManager::check_request(const std::string& caller, const std::s
     return 0;
 }
 
-etsi014::KeyContainer KeyManager::materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys) const {
-    etsi014::KeyContainer c;
+std::string KeyManager::materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys, etsi014::KeyContainer& c) const {
+    c.keys.clear();
     c.keys.reserve(keys.size());
-    for (const auto& k : keys)
-        c.keys.push_back(etsi014::Key{uuid_format(k.key_ID), stream.read(k.offset, k.bits / 8), std::nullopt, std::nullopt});
-    return c;
+    try {
+        for (const auto& k : keys)
+            c.keys.push_back(etsi014::Key{uuid_format(k.key_ID), stream.read(k.offset, k.bits / 8), std::nullopt, std::nullopt});
+    } catch (const std::runtime_error& e) {
+        // A source that can fail (key files): the message names the stream and offsets, never bytes.
+        c.keys.clear();  // wipes what was read
+        spdlog::error("{}: {}", cfg_.kme_id, e.what());
+        return e.what();
+    }
+    return {};
 }
 
 std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops, std::uint64_t& new_mark) {
@@ -235,7 +259,7 @@ std::vector<SyncKey> KeyManager::allocate(Link& link, std::size_t n, std::uint32
     }
     new_mark = 0;
     if (link.next_offset > link.committed_end) {
-        new_mark = link.next_offset + kHwmChunkBytes;
+        new_mark = link.next_offset + link.out->mark_step();
         ops.push_back(op::SetHwm{link.out->label(), new_mark});
     }
     return keys;
@@ -256,14 +280,23 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     if (auto ok = check_request(caller, slave, req, number, size, slaves, peer_kme); !ok) return done(Err{ok.error()});
     Link* link = link_for_peer(peer_kme.empty() ? cfg_.kme_id : peer_kme);
     if (std::vector<SyncKey> ready; take_prefetched(caller, slaves, peer_kme, number, size, ready)) {
+        etsi014::KeyContainer c;
+        if (auto err = materialise(*link->out, ready, c); !err.empty()) {
+            // The master cannot ask for these key IDs again: burned (their reservations on the
+            // peer expire unclaimed).
+            keys_burned += ready.size();
+            return done(Err{server(err + "; the keys were burned")});
+        }
         keys_delivered_master += ready.size();
         keys_from_prefetch += ready.size();
-        return done(materialise(*link->out, ready));
+        return done(std::move(c));
     }
     const std::uint64_t bytes = static_cast<std::uint64_t>(number) * static_cast<std::uint64_t>(size / 8);
-    if (!link->out->take(static_cast<double>(bytes * 8), clock_.now()))
-        return done(Err{server(fmt::format("not enough key material on link {}: {} bits requested, {:.0f} available",
-                                           link->out->label(), bytes * 8, link->out->available(clock_.now())))});
+    if (!link->out->take(static_cast<double>(bytes * 8), clock_.now())) {
+        const auto origin = link->out->origin();
+        return done(Err{server(fmt::format("not enough key material on link {}: {} bits requested, {:.0f} available{}", link->out->label(),
+                                           bytes * 8, link->out->available(clock_.now()), origin.empty() ? "" : " (" + origin + ")"))});
+    }
 
     std::vector<Op> ops;
     std::uint64_t new_mark = 0;
@@ -282,6 +315,11 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
 
     // Step 2: durable local state, then the peer's reservation, then the answer (DESIGN.md §1 step 2).
     auto finish = [this, link, keys, done](std::string err) {
+        etsi014::KeyContainer c;
+        if (err.empty()) {
+            err = materialise(*link->out, keys, c);
+            if (!err.empty()) err += "; the keys were burned";
+        }
         if (!err.empty()) {
             keys_burned += keys.size();
             std::vector<Op> undo;
@@ -294,7 +332,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
             return done(Err{server(err)});
         }
         keys_delivered_master += keys.size();
-        done(materialise(*link->out, keys));
+        done(std::move(c));
     };
     auto after_commit = [this, link, keys, caller, remote_slaves, expires, peer_kme, finish, new_mark](bool ok) {
         if (!ok) return finish(std::string(msg::kKeyDataAccess));
@@ -506,25 +544,42 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
     // Queued while res_mu_ is held: two deliveries of one multicast key write their pending lists
     // in the order they built them (the other order would restore a delivered slave at restart).
     store_.commit(std::move(ops), [this, out = std::move(out), taken = std::move(taken), caller, done](bool ok) {
-        if (!ok) {
-            // Nothing changed on disk: the caller may still fetch these keys (and only the caller:
-            // other slaves' deliveries since then stand).
+        // Gives the keys back to the caller (and only the caller: other slaves' deliveries since
+        // then stand). `rewrite`: the deletion is on disk, so the rows are written again.
+        auto give_back = [&](bool rewrite) {
+            std::vector<Op> redo;
             std::lock_guard relock(res_mu_);
             for (const auto& r : taken) {
                 auto it = reservations_.find(r.key_ID);
                 if (it == reservations_.end()) {
                     Reservation back = r;
                     back.pending_slaves = {caller};
+                    if (rewrite) redo.push_back(op::PutReservation{back});
                     reservations_.emplace(back.key_ID, std::move(back));
                 } else if (std::find(it->second.pending_slaves.begin(), it->second.pending_slaves.end(), caller) == it->second.pending_slaves.end()) {
                     it->second.pending_slaves.push_back(caller);
+                    if (rewrite) redo.push_back(op::SetPending{r.stream, r.offset, it->second.pending_slaves});
                 }
             }
+            // Queued under res_mu_, like every write of these rows: in order with later deliveries.
+            if (!redo.empty()) store_.commit(std::move(redo), nullptr);
+        };
+        if (!ok) {
+            give_back(false);  // nothing changed on disk
             return done(Err{server(std::string(msg::kKeyDataAccess))});
         }
         etsi014::KeyContainer c;
-        for (const auto& o : out)
-            c.keys.push_back(etsi014::Key{o.id_text, o.stream->read(o.key.offset, o.key.bits / 8), std::nullopt, std::nullopt});
+        try {
+            for (const auto& o : out)
+                c.keys.push_back(etsi014::Key{o.id_text, o.stream->read(o.key.offset, o.key.bits / 8), std::nullopt, std::nullopt});
+        } catch (const std::runtime_error& e) {
+            // The material could not be read (a key file vanished, an I/O error): not delivered,
+            // so still the caller's, and fetched again once the cause is gone.
+            c.keys.clear();
+            spdlog::error("{}: {}", cfg_.kme_id, e.what());
+            give_back(true);
+            return done(Err{server(std::string(e.what()) + "; the keys stay reserved for a later request")});
+        }
         keys_delivered_slave += out.size();
         done(std::move(c));
     });
@@ -540,6 +595,19 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
         return done(Err{bad(fmt::format("the reservation expired {} s ago (clocks of the two KMEs apart, or a slow link?)", now_unix() - req.expires_unix))});
     for (const auto& s : req.slaves)
         if (!is_local_sae(s)) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {}", s, cfg_.kme_id))});
+    // The material must be here before a slave is promised it (a key-file link whose device has not
+    // delivered, or whose file is gone): refused, and the master burns the keys.
+    KeyMaterial& in = *in_streams_.at(in_label);
+    std::uint64_t reserved_end = 0;
+    for (const auto& k : req.keys) {
+        if (k.bits == 0 || k.bits % 8 != 0 || k.bits > 65536) return done(Err{bad("key bits must be a positive multiple of 8")});
+        if (k.offset > std::numeric_limits<std::uint64_t>::max() - k.bits / 8)
+            return done(Err{bad(fmt::format("offset {} is out of range", k.offset))});
+        if (!in.has(k.offset, k.bits / 8))
+            return done(Err{server(fmt::format("key material of stream {} at bytes {}..{} is not (yet) in key_dir on {}", in_label, k.offset,
+                                               k.offset + k.bits / 8, cfg_.kme_id))});
+        reserved_end = std::max(reserved_end, k.offset + k.bits / 8);
+    }
     std::vector<Op> ops;
     std::set<Uuid> ids;
     {
@@ -560,7 +628,7 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
     // A refused commit (an offset of this stream reserved before, under another key ID) must not
     // leave the entries in memory: their deletion would address the other reservation's row.
     std::vector<Uuid> added(ids.begin(), ids.end());
-    store_.commit(std::move(ops), [this, done, added = std::move(added)](bool ok) {
+    store_.commit(std::move(ops), [this, done, added = std::move(added), in = &in, reserved_end](bool ok) {
         if (!ok) {
             {
                 std::lock_guard lk(res_mu_);
@@ -568,11 +636,13 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
             }
             return done(Err{server(std::string(msg::kKeyDataAccess))});
         }
+        in->reserved_below(reserved_end, clock_.now());
         done(0);
     });
 }
 
 std::size_t KeyManager::expire_reservations() {
+    for (auto& [l, link] : links_) link->out->maintain(clock_.now());  // the source's housekeeping (key files: rescan, wipe used ones)
     const std::int64_t now = now_unix();
     std::vector<Op> ops;
     {
@@ -599,7 +669,7 @@ std::vector<PoolLevel> KeyManager::pool_levels() {
     const auto now = clock_.now();
     for (auto& [l, link] : links_) {
         std::lock_guard lk(link->mu);
-        out.push_back({l, link->out->available(now), link->next_offset, link->out->in_outage(now)});
+        out.push_back({l, link->out->available(now), link->next_offset, link->out->in_outage(now), link->out->key_files()});
     }
     return out;
 }

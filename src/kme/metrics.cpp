@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "qkd/kme/key_manager.hpp"
 
 namespace qkd::kme {
@@ -69,6 +71,12 @@ std::string Metrics::render(KeyManager& km) const {
                          static_cast<std::int64_t>(l.available_bits / static_cast<double>(km.config().limits.default_key_size)));
     o += "# HELP qkd_kme_link_up 0 while the emulated QKD link is in a scheduled outage.\n# TYPE qkd_kme_link_up gauge\n";
     for (const auto& l : levels) o += fmt::format("qkd_kme_link_up{{kme=\"{}\",direction=\"{}\"}} {}\n", id, l.stream, l.outage ? 0 : 1);
+    if (std::any_of(levels.begin(), levels.end(), [](const PoolLevel& l) { return l.key_files >= 0; })) {
+        o += "# HELP qkd_kme_key_files Key files indexed and not yet deleted, per key-file link (named by its outgoing direction).\n"
+             "# TYPE qkd_kme_key_files gauge\n";
+        for (const auto& l : levels)
+            if (l.key_files >= 0) o += fmt::format("qkd_kme_key_files{{kme=\"{}\",link=\"{}\"}} {}\n", id, l.stream, l.key_files);
+    }
     o += "# HELP qkd_kme_tls_handshakes_total TLS handshakes by result.\n# TYPE qkd_kme_tls_handshakes_total counter\n";
     o += fmt::format("qkd_kme_tls_handshakes_total{{kme=\"{}\",result=\"ok\"}} {}\n", id, handshakes_ok_.load());
     o += fmt::format("qkd_kme_tls_handshakes_total{{kme=\"{}\",result=\"failed\"}} {}\n", id, handshakes_failed_.load());

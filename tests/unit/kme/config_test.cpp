@@ -95,6 +95,29 @@ TEST(KmeConfig, ErrorsNameFileKeyAndExpectation) {
     }
 }
 
+TEST(KmeConfig, KeyDirTakesAPeerLinkFromKeyFilesInsteadOfASeed) {
+    // kGood's [[peer]] with key_dir instead of the emulation keys.
+    std::string files = kGood;
+    files.replace(files.find("link_seed_file"), std::string::npos, "key_dir = \"keys/ab\"\n");
+    auto c = parse_config(files, "/etc/kme/a.toml");
+    ASSERT_EQ(c.peers.size(), 1u);
+    EXPECT_EQ(c.peers[0].link.key_dir, "/etc/kme/keys/ab");
+    EXPECT_EQ(c.peers[0].link.seed_file, "");
+    EXPECT_EQ(c.peers[0].prefetch_keys, 0u);  // no stock of scarce real keys unless asked for
+    EXPECT_EQ(parse_config(files + "prefetch_keys = 16\n", "/etc/kme/a.toml").peers[0].prefetch_keys, 16u);
+    EXPECT_EQ(parse_config(kGood, "/etc/kme/a.toml").peers[0].link.key_dir, "");
+    for (const char* k : {"link_seed_file = \"seed\"", "key_rate = 5000", "start_full = false", "outages = []"}) {
+        auto e = error_of(files + k + "\n");
+        const std::string key = std::string(k).substr(0, std::string(k).find(' '));
+        EXPECT_NE(e.find("/etc/kme/a.toml: key 'peer[0]." + key + "': cannot be combined with 'key_dir'"), std::string::npos) << e;
+    }
+    EXPECT_NE(error_of(files + "\n[local_link]\nkey_dir = \"x\"\n").find("key 'local_link.key_dir': unknown key"), std::string::npos);
+    EXPECT_NE(error_of(std::string(files).replace(files.find("\"keys/ab\""), 9, "\"\"")).find("key 'peer[0].key_dir': must be a non-empty path"),
+              std::string::npos);
+    EXPECT_NE(error_of(std::string(files).replace(files.find("\"keys/ab\""), 9, "7")).find("key 'peer[0].key_dir': must be a string"),
+              std::string::npos);
+}
+
 TEST(KmeConfig, CpuAffinityIsAListOfCpus) {
     EXPECT_TRUE(parse_config(kGood, "/etc/kme/a.toml").cpu_affinity.empty());  // not pinned unless asked
     EXPECT_EQ(parse_config(kGood, "/etc/kme/a.toml").max_connections, 10000u);

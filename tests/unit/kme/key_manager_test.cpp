@@ -517,6 +517,128 @@ TEST_F(Prefetching, RestartForgetsPrefetchedKeysAndNeverReusesTheirMaterial) {
     EXPECT_GE(b->expire_reservations(), reserved_on_b);
 }
 
+// Both KMEs on a key-file link (key_files.hpp): each reads its own folder, and the device drops
+// the same files in both.
+struct FilePair : Pair {
+    std::filesystem::path dir_a = dir / "keys_a", dir_b = dir / "keys_b";
+    void SetUp() override {
+        std::filesystem::create_directories(dir_a);
+        std::filesystem::create_directories(dir_b);
+        kmetest::write(dir / "seed", std::string(64, 'a'));  // the local links stay emulated
+        ca = make_config("KME_A", "KME_B", {"SAE_A", "SAE_C"}, {"SAE_B"}, dir);
+        cb = make_config("KME_B", "KME_A", {"SAE_B"}, {"SAE_A", "SAE_C"}, dir);
+        ca.peers[0].link = LinkConfig{};
+        ca.peers[0].link.key_dir = dir_a.string();
+        cb.peers[0].link = LinkConfig{};
+        cb.peers[0].link.key_dir = dir_b.string();
+        start();
+    }
+    static std::vector<std::uint8_t> pattern(std::size_t n, unsigned seed) {
+        std::vector<std::uint8_t> b(n);
+        for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(seed * 131 + i * 29 + (i >> 8));
+        return b;
+    }
+    static void drop(const std::filesystem::path& d, const std::string& name, const std::vector<std::uint8_t>& b) {
+        kmetest::write(d / (name + ".tmp"), std::string(b.begin(), b.end()));
+        std::filesystem::rename(d / (name + ".tmp"), d / name);
+    }
+    static std::vector<std::uint8_t> bytes(const qkd::SecretBytes& k) { return {k.view().begin(), k.view().end()}; }
+    static std::vector<std::uint8_t> part(const std::vector<std::uint8_t>& f, std::size_t from, std::size_t n) {
+        return {f.begin() + static_cast<long>(from), f.begin() + static_cast<long>(from + n)};
+    }
+};
+
+TEST_F(FilePair, BothEndsServeTheHalvesOfTheSameFiles) {
+    const auto f = pattern(256, 1);  // 128 bytes per direction
+    drop(dir_a, "0001", f);
+    drop(dir_b, "0001", f);
+    clock.advance(std::chrono::seconds(1));  // the next take rescans
+    EXPECT_EQ(a->status("SAE_A", "SAE_B")->stored_key_count, 4);  // 128 bytes / 32-byte keys
+    auto m1 = enc("SAE_A", "SAE_B");
+    auto m2 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m1) << m1.error().message;
+    ASSERT_TRUE(m2) << m2.error().message;
+    // KME_A < KME_B: KME_A->KME_B is the first half of each file, from offset 0.
+    EXPECT_EQ(bytes(m1->keys[0].key), part(f, 0, 32));
+    EXPECT_EQ(bytes(m2->keys[0].key), part(f, 32, 32));
+    auto s = dec(*b, "SAE_B", "SAE_A", {m2->keys[0].key_ID, m1->keys[0].key_ID});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m2->keys[0].key));
+    EXPECT_TRUE(qkd::ct_equal(s->keys[1].key, m1->keys[0].key));
+    EXPECT_EQ(a->status("SAE_A", "SAE_B")->stored_key_count, 2);
+    // KME_B as master: KME_B->KME_A is the second half.
+    auto mb = call([&](auto done) { b->get_key("SAE_B", "SAE_A", {}, done); });
+    ASSERT_TRUE(mb) << mb.error().message;
+    EXPECT_EQ(bytes(mb->keys[0].key), part(f, 128, 32));
+    auto sb = dec(*a, "SAE_A", "SAE_B", {mb->keys[0].key_ID});
+    ASSERT_TRUE(sb) << sb.error().message;
+    EXPECT_TRUE(qkd::ct_equal(sb->keys[0].key, mb->keys[0].key));
+    for (auto& l : a->pool_levels()) EXPECT_EQ(l.key_files, l.stream == "KME_A->KME_B" ? 1 : -1) << l.stream;
+}
+
+TEST_F(FilePair, MaterialTheSlaveLacksIsRefusedAndBurned) {
+    const auto f = pattern(256, 2);
+    drop(dir_a, "0001", f);  // KME_B's device has not delivered it yet
+    clock.advance(std::chrono::seconds(1));
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("key material of stream KME_A->KME_B at bytes 0..32 is not (yet) in key_dir on KME_B"), std::string::npos)
+        << m.error().message;
+    EXPECT_EQ(a->keys_burned, 1u);
+    EXPECT_EQ(b->reservation_count(), 0u);
+    drop(dir_b, "0001", f);
+    auto ok = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(bytes(ok->keys[0].key), part(f, 32, 32)) << "burned material handed out";
+    auto s = dec(*b, "SAE_B", "SAE_A", {ok->keys[0].key_ID});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, ok->keys[0].key));
+}
+
+TEST_F(FilePair, AnEmptyFolderIs503NamingIt) {
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("not enough key material on link KME_A->KME_B"), std::string::npos) << m.error().message;
+    EXPECT_NE(m.error().message.find("key files in " + dir_a.string()), std::string::npos) << m.error().message;
+    EXPECT_EQ(to_b->calls, 0);
+}
+
+TEST_F(FilePair, AFileThatCannotBeReadIs503AndTheSlaveKeepsItsKey) {
+    const auto f = pattern(256, 3);
+    drop(dir_a, "0001", f);
+    drop(dir_b, "0001", f);
+    clock.advance(std::chrono::seconds(1));
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m) << m.error().message;
+    // The slave's file vanishes (a device agent's mistake, a disk problem): 503, not a crash ...
+    std::filesystem::rename(dir_b / "0001", dir / "parked");
+    auto s1 = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_FALSE(s1);
+    EXPECT_EQ(s1.error().status, 503);
+    EXPECT_NE(s1.error().message.find("KME_A->KME_B: cannot read key material at bytes 0..32"), std::string::npos) << s1.error().message;
+    EXPECT_EQ(b->keys_delivered_slave, 0u);
+    // The master's file vanishes between its scan and a request: 503, the key is burned.
+    std::filesystem::remove(dir_a / "0001");
+    auto m2 = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m2);
+    EXPECT_EQ(m2.error().status, 503);
+    EXPECT_NE(m2.error().message.find("KME_A->KME_B: cannot read key material at bytes 32..64"), std::string::npos) << m2.error().message;
+    EXPECT_NE(m2.error().message.find("burned"), std::string::npos) << m2.error().message;
+    EXPECT_EQ(a->keys_burned, 1u);
+    // The slave's key is still the slave's, durably: after a restart and with the file back, it is
+    // delivered once.
+    sa->flush();
+    sb->flush();
+    restart();
+    std::filesystem::rename(dir / "parked", dir_b / "0001");
+    auto s2 = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+    ASSERT_TRUE(s2) << s2.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s2->keys[0].key, m->keys[0].key));
+    EXPECT_FALSE(dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID}));
+}
+
 namespace {
 
 // A key source that is not the emulated link: byte i of the stream is (i * 7 + 1) mod 256, and

@@ -24,8 +24,10 @@ struct Outage {
     double every_s = 0;     // repeat period; 0 = once
 };
 
-// An emulated QKD link to a peer KME (or the local loopback link for local pairs).
+// A QKD link to a peer KME (or the local loopback link for local pairs): emulated from a shared
+// seed, or (peers only) fed by the key files a QKD device drops in key_dir (key_files.hpp).
 struct LinkConfig {
+    std::string key_dir;             // set: key material from files; the emulation keys below are unused
     std::string seed_file;           // 32+ bytes shared by both ends (hex text)
     double key_rate_bps = 1e6;       // secret key rate in bits/s
     bool start_full = true;          // the device buffer is full when the KME starts

@@ -73,6 +73,7 @@ struct PoolLevel {
     double available_bits = 0;
     std::uint64_t next_offset = 0;
     bool outage = false;
+    std::int64_t key_files = -1;  // files held by a key-file source; -1: not one
 };
 
 class KeyManager {
@@ -123,7 +124,8 @@ private:
     ApiResult<int> check_request(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req,
                                  std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
                                  std::string& peer_kme) const;
-    etsi014::KeyContainer materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys) const;
+    // Reads the keys' material into `c`; "" or, if the source failed, why (then `c` is empty).
+    std::string materialise(const KeyMaterial& stream, const std::vector<SyncKey>& keys, etsi014::KeyContainer& c) const;
     std::vector<SyncKey> allocate(Link& link, std::size_t n, std::uint32_t bits, std::vector<Op>& ops, std::uint64_t& new_mark);
     void mark_durable(Link& link, std::uint64_t new_mark);  // after the commit of allocate's ops
     struct Prefetch;

@@ -9,8 +9,9 @@
 // source never has to store or send key material itself.
 //
 // Built in: the emulated link (DESIGN.md §4), a KeyStream (AES-256-CTR keyed from the shared link
-// seed) with a Pool (secret key rate, device buffer, scheduled outages). A source fed by a real
-// device, for example key files it drops in a folder, implements the same two classes.
+// seed) with a Pool (secret key rate, device buffer, scheduled outages); and a link fed by the key
+// files a QKD device drops in a folder (key_files.hpp), whose material is finite, may be missing
+// on one side, and can fail to read.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -30,12 +31,27 @@ public:
     virtual ~KeyMaterial() = default;
     // The direction, e.g. "KME_A->KME_B"; stored with reservations and high-water marks.
     virtual const std::string& label() const = 0;
-    // Fills `out` with stream bytes [offset, offset + out.size()). Thread-safe.
+    // Fills `out` with stream bytes [offset, offset + out.size()). Thread-safe. A source that can
+    // fail (a key file vanished, an I/O error) throws std::runtime_error with a message naming the
+    // stream and the offsets (never key bytes), with `out` wiped.
     virtual void read(std::uint64_t offset, std::span<std::uint8_t> out) const = 0;
     SecretBytes read(std::uint64_t offset, std::size_t n) const {
         SecretBytes out(n);
         read(offset, out.mut_view());
         return out;
+    }
+    // Bytes [offset, offset + n) are here to be read (the slave's KME checks a peer's reservation
+    // with it: material the device has not delivered here cannot be promised to a slave).
+    virtual bool has(std::uint64_t offset, std::size_t n) const {
+        (void)offset;
+        (void)n;
+        return true;
+    }
+    // The peer KME has reserved material of this (incoming) direction below `end`: a source that
+    // deletes used material learns how far the peer's masters have gone.
+    virtual void reserved_below(std::uint64_t end, std::chrono::steady_clock::time_point now) {
+        (void)end;
+        (void)now;
     }
 };
 
@@ -48,6 +64,21 @@ public:
     virtual bool take(double bits, TimePoint now) = 0;
     // The link is down (no new material) at `now`.
     virtual bool in_outage(TimePoint now) const = 0;
+    // KeyManager resumes allocation at `offset` (its stored high-water mark) after a start: a source
+    // whose budget is a position in a finite stream counts from there. Called once, before any take.
+    virtual void resume_at(std::uint64_t offset) { (void)offset; }
+    // How far ahead of use KeyManager persists its high-water mark: a crash skips at most this many
+    // bytes. Scarce (real) material wants a small step, at the cost of more fsynced commits.
+    virtual std::uint64_t mark_step() const { return 1 << 20; }
+    // Called about once a second (KeyManager::expire_reservations), so a source can do its
+    // housekeeping when no requests come.
+    virtual void maintain(TimePoint now) { (void)now; }
+    // Where the material comes from, for 503 messages (e.g. "key files in /var/lib/qkd/ab"); empty
+    // for the emulated link.
+    virtual std::string origin() const { return {}; }
+    // Key files held (indexed and not yet deleted), for the qkd_kme_key_files gauge; -1: not a
+    // file source.
+    virtual std::int64_t key_files() const { return -1; }
 };
 
 // The emulated link's outgoing direction: stream `label` derived from `link_seed`, with material

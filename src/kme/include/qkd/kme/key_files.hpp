@@ -1,0 +1,52 @@
+#pragma once
+// A QKD link fed by key files (docs/kme.md "Key files from a QKD device").
+//
+// The QKD device (or its agent) drops blocks of secret key in a folder, key_dir: each regular file
+// whose name is not hidden and does not end in ".tmp" or ".part", written under a temporary name
+// and renamed into place. Both KMEs of the link see the same files. Files are taken in byte-wise
+// name order; the first floor(n/2) bytes of a file extend the stream whose master KME has the
+// byte-wise smaller KME ID, the next floor(n/2) bytes the other direction's (an odd last byte is
+// dropped). A direction's stream is the concatenation of its halves in name order, so an offset
+// names the same bytes on both KMEs.
+//
+// The index (key_file_index.hpp) keeps the order and sizes across restarts; key bytes are read
+// from the files on demand (pread straight into the caller's buffer) and never kept in memory. A
+// file is overwritten with zeros and deleted once none of its bytes can be asked for again: both
+// halves below their direction's mark (outgoing: the allocation cursor; incoming: the highest
+// reservation end the peer sent) for longer than `retention`.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "qkd/kme/key_file_index.hpp"
+#include "qkd/kme/key_source.hpp"
+
+namespace qkd::kme {
+
+inline constexpr auto kKeyDirRescan = std::chrono::milliseconds(200);  // lazy rescans at most this often
+inline constexpr std::uint64_t kKeyFileMarkStep = 4096;               // high-water step (bytes)
+inline constexpr std::size_t kMaxKeyDirEntries = 100000;             // directory entries looked at per scan
+inline constexpr std::size_t kMaxDeletionsPerScan = 4;               // files wiped per scan (bounds the time a scan takes)
+
+struct KeyFileLinkOptions {
+    std::string key_dir;
+    std::string index_file;  // key_file_index_path()
+    std::string local_kme, peer_kme;
+    // How long a used file is kept: reservation_ttl + sync_timeout + 10 s.
+    std::chrono::steady_clock::duration retention{std::chrono::seconds(320)};
+};
+
+struct KeyFileLink {
+    std::unique_ptr<KeySource> outgoing;    // local_kme -> peer_kme: this KME serves masters from it
+    std::unique_ptr<KeyMaterial> incoming;  // peer_kme -> local_kme: read for this KME's slaves
+};
+
+// Both directions over one shared folder and index. Throws std::runtime_error naming the path if
+// key_dir cannot be read or the index does not parse. `start` is the time of the first scan.
+KeyFileLink make_key_file_link(const KeyFileLinkOptions& options, std::chrono::steady_clock::time_point start);
+
+// "<state_db>.keyfiles-<peer KME ID>" (characters other than [A-Za-z0-9._-] in the ID as '_').
+std::string key_file_index_path(const std::string& state_db, const std::string& peer_kme);
+
+}  // namespace qkd::kme
