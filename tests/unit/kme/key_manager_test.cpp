@@ -576,6 +576,28 @@ TEST_F(FilePair, BothEndsServeTheHalvesOfTheSameFiles) {
     for (auto& l : a->pool_levels()) EXPECT_EQ(l.key_files, l.stream == "KME_A->KME_B" ? 1 : -1) << l.stream;
 }
 
+TEST_F(FilePair, ARestartResumesAtTheHighWaterMarkFourKibibytesOn) {
+    const auto f = pattern(16384, 4);  // 8192 bytes per direction
+    drop(dir_a, "0001", f);
+    drop(dir_b, "0001", f);
+    clock.advance(std::chrono::seconds(1));
+    auto m1 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m1) << m1.error().message;
+    EXPECT_EQ(bytes(m1->keys[0].key), part(f, 0, 32));
+    sa->flush();
+    sb->flush();
+    restart();
+    // The mark was 32 + 4096 (mark_step of a key-file source): the budget and the next key start there.
+    EXPECT_EQ(a->status("SAE_A", "SAE_B")->stored_key_count, (8192 - 4128) / 32);
+    auto m2 = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(m2) << m2.error().message;
+    EXPECT_EQ(bytes(m2->keys[0].key), part(f, 4128, 32));
+    auto s = dec(*b, "SAE_B", "SAE_A", {m1->keys[0].key_ID, m2->keys[0].key_ID});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m1->keys[0].key));
+    EXPECT_TRUE(qkd::ct_equal(s->keys[1].key, m2->keys[0].key));
+}
+
 TEST_F(FilePair, MaterialTheSlaveLacksIsRefusedAndBurned) {
     const auto f = pattern(256, 2);
     drop(dir_a, "0001", f);  // KME_B's device has not delivered it yet
