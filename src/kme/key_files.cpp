@@ -1,10 +1,13 @@
 #include "qkd/kme/key_files.hpp"
 
+#include "qkd/common/encoding.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +34,7 @@ struct Entry {
     std::string name;
     std::uint64_t size = 0;   // as indexed
     std::uint64_t start = 0;  // offset of both halves, each in its own stream
+    std::string chain;        // 16 hex digits of SHA-256 over the previous entry's chain, size and name
     State state = State::Missing;
     std::optional<TimePoint> passed_at;  // since when both halves are below their marks
     int readers = 0;                      // reads in progress (a file being read is not wiped)
@@ -81,6 +85,7 @@ public:
         : opt_(o), index_(o.index_file), out_half_(o.local_kme < o.peer_kme ? 0 : 1), name_(o.local_kme + "<->" + o.peer_kme) {
         for (const auto& f : index_.loaded()) {
             entries_.emplace_back(f.name, f.size, end_, State::Missing);
+            chain(entries_.size() - 1);
             end_ += f.size / 2;
         }
         std::string error;
@@ -230,6 +235,21 @@ public:
         }
     }
 
+    // KeyMaterial::fingerprint: "files NAME+POS CHAIN .. NAME+POS CHAIN" for the first and the last
+    // byte. Equal on both KMEs only if both indexed the same files (names and sizes) in the same
+    // order up to the last one: then every byte of the range is the same file byte on both.
+    std::string fingerprint(std::uint64_t offset, std::uint64_t n) {
+        if (n == 0 || offset > std::numeric_limits<std::uint64_t>::max() - n) return "files (empty range)";
+        if (needs_scan(offset, n)) scan(last_now(), false, nullptr);
+        std::lock_guard lk(mu_);
+        if (offset + n > end_) return fmt::format("files (bytes up to {} indexed)", end_);
+        auto at = [&](std::uint64_t o) {
+            const auto& e = entries_[find(o)];
+            return fmt::format("{}+{} {}", e.name, o - e.start, e.chain);
+        };
+        return "files " + at(offset) + " .. " + at(offset + n - 1);
+    }
+
 private:
     // Bytes [offset, offset + n) are beyond the indexed end, or in a file the last scan missed or
     // found changed: worth a look at key_dir now rather than at the next lazy scan.
@@ -248,6 +268,16 @@ private:
     std::size_t find(std::uint64_t offset) const {
         auto it = std::upper_bound(entries_.begin(), entries_.end(), offset, [](std::uint64_t o, const Entry& e) { return o < e.start; });
         return it == entries_.begin() ? entries_.size() : static_cast<std::size_t>(it - entries_.begin() - 1);
+    }
+    // Sets entries_[i].chain from entries_[i - 1]'s. mu_ held (or the constructor).
+    void chain(std::size_t i) {
+        auto& e = entries_[i];
+        std::string in = (i ? entries_[i - 1].chain : std::string()) + '\n' + std::to_string(e.size) + '\n' + e.name;
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        if (EVP_Digest(in.data(), in.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 8)
+            throw std::runtime_error("SHA-256 unavailable in OpenSSL");
+        e.chain = hex_encode(std::span<const std::uint8_t>(md, 8));
     }
     static std::string state_text(const Entry& e) {
         switch (e.state) {
@@ -354,6 +384,7 @@ private:
             std::lock_guard lk(mu_);
             for (auto& f : fresh) {
                 entries_.emplace_back(std::move(f.name), f.size, end_, State::Present);
+                chain(entries_.size() - 1);
                 end_ += f.size / 2;
             }
             if (!fresh.empty()) spdlog::debug("{}: {} key files taken, {} bytes per direction", name_, fresh.size(), end_);
@@ -448,6 +479,7 @@ public:
     void read(std::uint64_t offset, std::span<std::uint8_t> out) const override { link_->read(link_->out_half(), label_, offset, out); }
     using KeyMaterial::read;
     bool has(std::uint64_t offset, std::size_t n) const override { return link_->has(link_->out_half(), offset, n); }
+    std::string fingerprint(std::uint64_t offset, std::size_t n) const override { return link_->fingerprint(offset, n); }
     double available(TimePoint now) override { return link_->available(now); }
     bool take(double bits, TimePoint now) override { return link_->take(bits, now); }
     // Down while nothing is left: a silent device shows as an outage once its last file is used.
@@ -470,6 +502,7 @@ public:
     void read(std::uint64_t offset, std::span<std::uint8_t> out) const override { link_->read(1 - link_->out_half(), label_, offset, out); }
     using KeyMaterial::read;
     bool has(std::uint64_t offset, std::size_t n) const override { return link_->has(1 - link_->out_half(), offset, n); }
+    std::string fingerprint(std::uint64_t offset, std::size_t n) const override { return link_->fingerprint(offset, n); }
     void reserved_below(std::uint64_t end, std::chrono::steady_clock::time_point now) override { link_->reserved_below(end, now); }
 
 private:

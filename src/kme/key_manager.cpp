@@ -59,6 +59,19 @@ ApiError bad(std::string m, std::vector<etsi014::Extension> d = {}) { return Api
 ApiError unauthorized() { return ApiError{401, std::string(msg::kUnauthorized), {}}; }
 ApiError server(std::string m) { return ApiError{503, std::move(m), {}}; }
 std::string label(const std::string& from, const std::string& to) { return from + "->" + to; }
+// The byte range [lo, hi) the keys take in their stream.
+std::pair<std::uint64_t, std::uint64_t> key_range(const std::vector<SyncKey>& keys) {
+    std::uint64_t lo = std::numeric_limits<std::uint64_t>::max(), hi = 0;
+    for (const auto& k : keys) {
+        lo = std::min(lo, k.offset);
+        hi = std::max(hi, k.offset + k.bits / 8);
+    }
+    return {keys.empty() ? 0 : lo, hi};
+}
+std::string material_of(const KeyMaterial& m, const std::vector<SyncKey>& keys) {
+    auto [lo, hi] = key_range(keys);
+    return m.fingerprint(lo, hi - lo);
+}
 std::string combo_key(const std::string& master, const std::vector<std::string>& slaves, std::int64_t bits) {
     std::string k = master;
     for (const auto& s : slaves) k += '\n' + s;
@@ -338,7 +351,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
         if (!ok) return finish(std::string(msg::kKeyDataAccess));
         mark_durable(*link, new_mark);
         if (remote_slaves.empty()) return finish("");
-        SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys};
+        SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys, material_of(*link->out, keys)};
         peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish, expires](std::string e) {
             if (!e.empty()) {
                 ++sync_failures;
@@ -457,7 +470,7 @@ void KeyManager::refill(Prefetch& pf) {
             return;
         }
         mark_durable(*link, new_mark);
-        SyncRequest sr{cfg_.kme_id, link->out->label(), pf.master, pf.slaves, expires, keys};
+        SyncRequest sr{cfg_.kme_id, link->out->label(), pf.master, pf.slaves, expires, keys, material_of(*link->out, keys)};
         peer_clients_.at(pf.peer_kme)->reserve(std::move(sr), reserved);
     };
     if (ops.empty()) after_commit(true);
@@ -607,6 +620,17 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
             return done(Err{server(fmt::format("key material of stream {} at bytes {}..{} is not (yet) in key_dir on {}", in_label, k.offset,
                                                k.offset + k.bits / 8, cfg_.kme_id))});
         reserved_end = std::max(reserved_end, k.offset + k.bits / 8);
+    }
+    // Both ends must hold the same material for these offsets, or the slave would get other bytes
+    // than its master: refused (503), and the master burns the keys.
+    if (auto mine = material_of(in, req.keys); mine != req.material) {
+        auto [lo, hi] = key_range(req.keys);
+        auto show = [](const std::string& s) { return s.empty() ? std::string("(none)") : "\"" + s + "\""; };
+        spdlog::error("{}: the two ends of link {} do not hold the same key material at bytes {}..{}: {} has {}, {} has {}", cfg_.kme_id,
+                      in_label, lo, hi, peer_kme_id, show(req.material), cfg_.kme_id, show(mine));
+        return done(Err{server(fmt::format("the two ends of link {} do not hold the same key material at bytes {}..{}: {} has {}, {} has {} "
+                                           "(different link_seed_file, or key_dir folders whose files differ; compare the key-file index files)",
+                                           in_label, lo, hi, peer_kme_id, show(req.material), cfg_.kme_id, show(mine)))});
     }
     std::vector<Op> ops;
     std::set<Uuid> ids;

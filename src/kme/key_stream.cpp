@@ -50,7 +50,12 @@ std::atomic<std::uint64_t> g_next_stream_id{1};
 }  // namespace
 
 KeyStream::KeyStream(std::span<const std::uint8_t> link_seed, const std::string& direction_label)
-    : key_(hkdf_sha256(link_seed, "qkdgate emulated QKD link v1", direction_label, 32)), label_(direction_label), id_(g_next_stream_id++) {}
+    : key_(hkdf_sha256(link_seed, "qkdgate emulated QKD link v1", direction_label, 32)), label_(direction_label), id_(g_next_stream_id++) {
+    // Another HKDF output (other salt): tells whether two KMEs hold the same seed, and nothing about
+    // the stream's key.
+    auto check = hkdf_sha256(link_seed, "qkdgate emulated QKD link check v1", direction_label, 8);
+    check_ = "seed check " + hex_encode(check.view());
+}
 
 void KeyStream::read(std::uint64_t offset, std::span<std::uint8_t> out) const {
     if (out.empty()) return;

@@ -28,7 +28,13 @@ std::string encode_sync_batch(const std::vector<SyncRequest>& batch) {
             if (j) out += ',';
             etsi014::append_json_string(out, r.slaves[j]);
         }
-        out += fmt::format(R"(],"expires":{},"keys":[)", r.expires_unix);
+        out += fmt::format(R"(],"expires":{},)", r.expires_unix);
+        if (!r.material.empty()) {
+            out += R"("material":)";
+            etsi014::append_json_string(out, r.material);
+            out += ',';
+        }
+        out += R"("keys":[)";
         for (std::size_t j = 0; j < r.keys.size(); ++j) {
             const auto& k = r.keys[j];
             out += fmt::format(R"({}["{}",{},{}])", j ? "," : "", uuid_format(k.key_ID), k.offset, k.bits);
@@ -54,6 +60,11 @@ qkd::Result<std::vector<SyncRequest>, std::string> decode_sync_batch(std::string
             r.master_SAE_ID = e.at("master_SAE_ID").get<std::string>();
             r.slaves = e.at("slaves").get<std::vector<std::string>>();
             r.expires_unix = e.at("expires").get<std::int64_t>();
+            if (auto m = e.find("material"); m != e.end()) {
+                r.material = m->get<std::string>();
+                if (r.material.empty() || r.material.size() > kMaxMaterialText)
+                    return Err{fmt::format("'material' must be 1 to {} characters", kMaxMaterialText)};
+            }
             const auto& keys = e.at("keys");
             if (!keys.is_array() || keys.size() > 4096) return Err{std::string("'keys' must be an array of at most 4096 entries")};
             for (const auto& k : keys) {

@@ -9,6 +9,7 @@
 
 #include "qkd/common/encoding.hpp"
 #include "qkd/kme/key_manager.hpp"
+#include "qkd/kme/key_stream.hpp"
 #include "test_util.hpp"
 
 using namespace qkd::kme;
@@ -87,6 +88,11 @@ struct Pair : ::testing::Test {
         to_a->target = a.get();
         to_a->self = "KME_B";
     }
+    // What KME_A sends with a reservation of the emulated link KME_A->KME_B (KeyMaterial::fingerprint).
+    std::string link_ab_check() const {
+        auto seed = read_seed_file((dir / "seed").string());
+        return KeyStream(seed.view(), "KME_A->KME_B").fingerprint(0, 32);
+    }
     void restart() {
         a.reset();
         b.reset();
@@ -146,7 +152,7 @@ TEST_F(Pair, PeerReservationsNeverShareAKeyIdOrAnOffset) {
     // offset reserved earlier under another key ID. None may leave a second copy of a key ID or an
     // in-memory entry whose deletion would address another reservation's row.
     auto reserve = [&](std::vector<SyncKey> keys) {
-        SyncRequest r{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 4102444800, std::move(keys)};
+        SyncRequest r{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 4102444800, std::move(keys), link_ab_check()};
         std::promise<std::string> p;
         b->peer_reserve("KME_A", r, [&](ApiResult<int> res) { p.set_value(res ? "" : res.error().message); });
         return p.get_future().get();
@@ -351,7 +357,7 @@ TEST_F(Pair, AConfirmationAfterTheReservationExpiredIs503AndBurns) {
 }
 
 TEST_F(Pair, ThePeerRefusesAReservationThatHasAlreadyExpired) {
-    SyncRequest req{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 0, {SyncKey{qkd::uuid_random_v4(), 4096, 256}}};
+    SyncRequest req{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 0, {SyncKey{qkd::uuid_random_v4(), 4096, 256}}, link_ab_check()};
     req.expires_unix = std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count() - 5;
     std::promise<ApiResult<int>> p;
     b->peer_reserve("KME_A", req, [&](ApiResult<int> r) { p.set_value(std::move(r)); });
@@ -616,6 +622,57 @@ TEST_F(FilePair, MaterialTheSlaveLacksIsRefusedAndBurned) {
     auto s = dec(*b, "SAE_B", "SAE_A", {ok->keys[0].key_ID});
     ASSERT_TRUE(s) << s.error().message;
     EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, ok->keys[0].key));
+}
+
+TEST_F(FilePair, AFileOneSideNeverGotIsNeverPaperedOver) {
+    // KME_B's device agent lost file 0002: without a check, every later offset on KME_B would name
+    // other bytes than on KME_A, and slaves would get keys that differ from their masters'.
+    const auto f1 = pattern(64, 5), f2 = pattern(64, 6), f3 = pattern(64, 7);  // 32 bytes per direction each
+    drop(dir_a, "0001", f1);
+    drop(dir_b, "0001", f1);
+    drop(dir_a, "0002", f2);
+    drop(dir_a, "0003", f3);
+    drop(dir_b, "0003", f3);
+    clock.advance(std::chrono::seconds(1));
+    auto m1 = enc("SAE_A", "SAE_B");  // file 0001 on both: fine
+    ASSERT_TRUE(m1) << m1.error().message;
+    auto s1 = dec(*b, "SAE_B", "SAE_A", {m1->keys[0].key_ID});
+    ASSERT_TRUE(s1) << s1.error().message;
+    EXPECT_TRUE(qkd::ct_equal(s1->keys[0].key, m1->keys[0].key));
+    // Bytes 32..64: file 0002 on KME_A, file 0003 on KME_B.
+    auto m2 = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m2) << "a key whose slave copy would differ was handed out";
+    EXPECT_EQ(m2.error().status, 503);
+    EXPECT_NE(m2.error().message.find("do not hold the same key material at bytes 32..64"), std::string::npos) << m2.error().message;
+    EXPECT_NE(m2.error().message.find("KME_A has \"files 0002+0 "), std::string::npos) << m2.error().message;
+    EXPECT_NE(m2.error().message.find("KME_B has \"files 0003+0 "), std::string::npos) << m2.error().message;
+    // Bytes 64..96: file 0003 on KME_A, beyond KME_B's end: refused too, never other bytes.
+    auto m3 = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m3);
+    EXPECT_EQ(m3.error().status, 503);
+    EXPECT_EQ(a->keys_burned, 2u);
+    EXPECT_EQ(b->reservation_count(), 0u);
+}
+
+TEST_F(Pair, EndsWithDifferentSeedsGiveNoKeys) {
+    // KME_B's seed file is another one than KME_A's: its slaves would get other bytes.
+    kmetest::write(dir / "seed_b", std::string(64, 'b'));
+    cb.peers[0].link.seed_file = (dir / "seed_b").string();
+    restart();
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m) << "a key whose slave copy would differ was handed out";
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("do not hold the same key material"), std::string::npos) << m.error().message;
+    EXPECT_NE(m.error().message.find("KME_A has \"seed check "), std::string::npos) << m.error().message;
+    EXPECT_EQ(b->reservation_count(), 0u);
+    // And a reservation that carries no check value (a peer that does not send one) is refused too.
+    SyncRequest r{"KME_A", "KME_A->KME_B", "SAE_A", {"SAE_B"}, 4102444800, {SyncKey{qkd::uuid_random_v4(), 1 << 22, 256}}, ""};
+    std::promise<ApiResult<int>> p;
+    b->peer_reserve("KME_A", r, [&](ApiResult<int> res) { p.set_value(std::move(res)); });
+    auto res = p.get_future().get();
+    ASSERT_FALSE(res);
+    EXPECT_EQ(res.error().status, 503);
+    EXPECT_NE(res.error().message.find("KME_A has (none)"), std::string::npos) << res.error().message;
 }
 
 TEST_F(FilePair, AnEmptyFolderIs503NamingIt) {

@@ -58,6 +58,9 @@ struct SyncRequest {
     std::vector<std::string> slaves;
     std::int64_t expires_unix = 0;
     std::vector<SyncKey> keys;
+    // KeyMaterial::fingerprint of the keys' range (lowest offset to highest end) on the master's
+    // KME; the slave's KME refuses the reservation when its own differs.
+    std::string material;
 };
 
 // The link to a peer KME for reservations; the real one speaks HTTPS (peer_client.cpp).

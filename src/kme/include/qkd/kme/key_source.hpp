@@ -47,6 +47,18 @@ public:
         (void)n;
         return true;
     }
+    // What both ends of the link must agree on for bytes [offset, offset + n): where the material
+    // comes from, never the material. The master's KME sends it with a reservation and the slave's
+    // KME refuses the reservation when its own differs, so two ends that do not hold the same key
+    // material (different seed files, key_dir folders whose files differ) give 503, never keys
+    // that differ. Emulated link: a check value derived from the seed (HKDF, independent of the
+    // stream's key); key files: the files holding the first and the last byte, the positions in
+    // them, and a digest chained over every indexed file's name and size up to each.
+    virtual std::string fingerprint(std::uint64_t offset, std::size_t n) const {
+        (void)offset;
+        (void)n;
+        return {};
+    }
     // The peer KME has reserved material of this (incoming) direction below `end`: a source that
     // deletes used material learns how far the peer's masters have gone.
     virtual void reserved_below(std::uint64_t end, std::chrono::steady_clock::time_point now) {

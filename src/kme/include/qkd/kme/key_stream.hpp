@@ -21,9 +21,12 @@ public:
     void read(std::uint64_t offset, std::span<std::uint8_t> out) const override;
     using KeyMaterial::read;  // read(offset, n) -> SecretBytes
     const std::string& label() const override { return label_; }
+    // "seed check <16 hex digits>": the same for both KMEs exactly when they hold the same seed.
+    std::string fingerprint(std::uint64_t, std::size_t) const override { return check_; }
 
 private:
     SecretBytes key_;  // AES-256 key
+    std::string check_;
     std::string label_;
     std::uint64_t id_;  // process-unique, for the per-thread cipher context cache
 };
