@@ -86,6 +86,7 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
     // incoming counterpart would hand them emulated-link bytes instead.
     if (sources && !incoming && !cfg.peers.empty())
         throw std::invalid_argument("a custom key source needs a matching incoming key material factory when peers are configured");
+    check_key_dirs(cfg);  // also for a Config built in code, not read by load_config
     if (!sources) sources = make_emulated_source;
     if (!incoming) incoming = make_emulated_material;
     const double cap = static_cast<double>(cfg.limits.max_key_count) * static_cast<double>(cfg.limits.default_key_size);

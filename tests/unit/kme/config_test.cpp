@@ -4,6 +4,7 @@
 
 #include "qkd/kme/affinity.hpp"
 #include "qkd/kme/config.hpp"
+#include "test_util.hpp"
 
 using qkd::kme::ConfigError;
 using qkd::kme::parse_config;
@@ -116,6 +117,49 @@ TEST(KmeConfig, KeyDirTakesAPeerLinkFromKeyFilesInsteadOfASeed) {
               std::string::npos);
     EXPECT_NE(error_of(std::string(files).replace(files.find("\"keys/ab\""), 9, "7")).find("key 'peer[0].key_dir': must be a string"),
               std::string::npos);
+}
+
+TEST(KmeConfig, EachKeyDirIsAFolderOfItsOwn) {
+    // Two links on one folder, or a folder that also holds the KME's own files, would take the same
+    // (or non-key) bytes as key material: refused, naming the file, the key and what was expected.
+    namespace fs = std::filesystem;
+    const fs::path d = kmetest::temp_dir("keydirs");
+    fs::create_directories(d / "keys/ab");
+    fs::create_directories(d / "keys/ac");
+    fs::create_directories(d / "state");
+    fs::create_directory_symlink(d / "keys/ab", d / "keys/ab-alias");
+    kmetest::write(d / "keys/plain-file", "x");
+    std::string two = kGood;
+    two.replace(two.find("link_seed_file"), std::string::npos, "key_dir = \"keys/ab\"\n");
+    two += "[[peer]]\nkme_id = \"KME_C\"\nurl = \"https://127.0.0.1:9444\"\nsaes = [\"SAE_C\"]\nkey_dir = \"keys/ac\"\n";
+    auto load = [&](const std::string& text) -> std::string {
+        kmetest::write(d / "a.toml", text);
+        try {
+            qkd::kme::load_config((d / "a.toml").string());
+        } catch (const ConfigError& e) {
+            return e.what();
+        }
+        return "";
+    };
+    auto with = [&](const std::string& from, const std::string& to) { return std::string(two).replace(two.find(from), from.size(), to); };
+    EXPECT_EQ(load(two), "");
+    // The same folder by the same name (found without touching the disk) ...
+    auto e = error_of(with("\"keys/ac\"", "\"./keys/ab\""));
+    EXPECT_NE(e.find("/etc/kme/a.toml: key 'peer[1].key_dir': \"/etc/kme/keys/ab\" is also the key_dir of peer[0] (KME_B)"), std::string::npos) << e;
+    // ... or through a symbolic link.
+    e = load(with("\"keys/ac\"", "\"keys/ab-alias\""));
+    EXPECT_NE(e.find("a.toml: key 'peer[1].key_dir': \"" + (d / "keys/ab-alias").string() + "\" is the same folder as peer[0].key_dir (KME_B)"),
+              std::string::npos) << e;
+    e = load(with("\"keys/ac\"", "\"state\""));
+    EXPECT_NE(e.find("key 'peer[1].key_dir': \"" + (d / "state").string() + "\" also holds kme.state_db"), std::string::npos) << e;
+    e = load(with("\"keys/ac\"", "\".\""));
+    EXPECT_NE(e.find("key 'peer[1].key_dir'"), std::string::npos) << e;
+    EXPECT_NE(e.find("also holds the configuration file"), std::string::npos) << e;
+    e = load(with("\"keys/ac\"", "\"keys/missing\""));
+    EXPECT_NE(e.find("key 'peer[1].key_dir': cannot use \"" + (d / "keys/missing").string() + "\": No such file or directory"), std::string::npos) << e;
+    e = load(with("\"keys/ac\"", "\"keys/plain-file\""));
+    EXPECT_NE(e.find("key 'peer[1].key_dir': \"" + (d / "keys/plain-file").string() + "\" is not a directory"), std::string::npos) << e;
+    fs::remove_all(d);
 }
 
 TEST(KmeConfig, CpuAffinityIsAListOfCpus) {

@@ -88,7 +88,12 @@ struct Config {
     std::vector<PeerConfig> peers;
 };
 
+// Reads and parses the file, then check_key_dirs.
 Config load_config(const std::string& path);
+// The key_dir folders of the file's links exist, are directories, and are neither another link's
+// folder nor a folder of this KME's own files (state database, certificates, seeds, the
+// configuration). Throws ConfigError naming the file, the key and what was expected.
+void check_key_dirs(const Config& cfg);
 // Parses TOML text; `file` is used in messages and to resolve relative paths.
 Config parse_config(const std::string& text, const std::string& file);
 
