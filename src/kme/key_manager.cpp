@@ -609,6 +609,17 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
         return done(Err{bad(fmt::format("the reservation expired {} s ago (clocks of the two KMEs apart, or a slow link?)", now_unix() - req.expires_unix))});
     for (const auto& s : req.slaves)
         if (!is_local_sae(s)) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {}", s, cfg_.kme_id))});
+    // A key-file link deletes used files on this KME's own clock: reservation_ttl + sync_timeout +
+    // kKeyFileSlack after the peer passed them. A reservation meant to live longer could outlive
+    // its file, so the two ends must agree on reservation_ttl.
+    if (const auto* pc = peers_.at(peer_kme_id); !pc->link.key_dir.empty()) {
+        const auto longest = cfg_.reservation_ttl + std::chrono::duration_cast<std::chrono::seconds>(kKeyFileSlack);
+        if (req.expires_unix - now_unix() > longest.count())
+            return done(Err{bad(fmt::format("the reservation expires in {} s, but {} keeps the key files of link {} for reservations of at most "
+                                            "reservation_ttl = {} s (+{} s for clocks apart): give both KMEs the same reservation_ttl",
+                                            req.expires_unix - now_unix(), cfg_.kme_id, in_label, cfg_.reservation_ttl.count(),
+                                            std::chrono::duration_cast<std::chrono::seconds>(kKeyFileSlack).count()))});
+    }
     // The material must be here before a slave is promised it (a key-file link whose device has not
     // delivered, or whose file is gone): refused, and the master burns the keys.
     KeyMaterial& in = *in_streams_.at(in_label);

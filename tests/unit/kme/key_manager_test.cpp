@@ -675,6 +675,27 @@ TEST_F(Pair, EndsWithDifferentSeedsGiveNoKeys) {
     EXPECT_NE(res.error().message.find("KME_A has (none)"), std::string::npos) << res.error().message;
 }
 
+TEST_F(FilePair, AReservationMeantToOutliveTheFilesIsRefused) {
+    // KME_A with a longer reservation_ttl than KME_B: KME_B would delete the file while the
+    // reservation still lives, and the slave would lose a key its master has.
+    const auto f = pattern(16384, 8);  // room after the restart skips to the 4 KiB mark
+    drop(dir_a, "0001", f);
+    drop(dir_b, "0001", f);
+    ca.reservation_ttl = std::chrono::seconds(3600);
+    restart();
+    clock.advance(std::chrono::seconds(1));
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("keeps the key files of link KME_A->KME_B for reservations of at most reservation_ttl = 60 s"),
+              std::string::npos) << m.error().message;
+    EXPECT_EQ(b->reservation_count(), 0u);
+    ca.reservation_ttl = cb.reservation_ttl;
+    restart();
+    auto ok = enc("SAE_A", "SAE_B");
+    ASSERT_TRUE(ok) << ok.error().message;
+}
+
 TEST_F(FilePair, AnEmptyFolderIs503NamingIt) {
     auto m = enc("SAE_A", "SAE_B");
     ASSERT_FALSE(m);
