@@ -1,14 +1,22 @@
 #pragma once
 // The index of a key-file link (docs/kme.md "Key files from a QKD device"): the files taken into
-// the link's two key streams, in order, with their sizes. Used files are deleted, so the stream
-// offsets (the sum of the half sizes of the files before one) can only be recomputed from this
-// record. Append-only text, fsynced after each append and before any byte of an appended file is
-// used:
+// the link's two key streams, in order, with their sizes, and how far the outgoing stream may have
+// been handed out. Used files are deleted, so the stream offsets (the sum of the half sizes of the
+// files before one) can only be recomputed from this record. Append-only text, fsynced after each
+// append and before any byte of an appended file is used:
 //
 //   qkd-kme key-file index v1        first line
 //   <size> <name>                    one line per file: size in bytes (1 .. kMaxKeyFileBytes),
 //                                    name as in key_dir; names in increasing byte order
+//   mark <offset>                    the outgoing direction may have been allocated below
+//                                    <offset> (written, fsynced, before the allocation that
+//                                    passes the previous mark); increasing; between file lines
+//
+// A tail of NUL bytes after the last complete line (zero-filled blocks a power loss can leave on
+// XFS) is dropped like an incomplete last line. The open index is locked (flock): one KME per
+// index.
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,11 +35,24 @@ struct IndexedFile {
 // at most kMaxKeyFileName bytes, no '/' and no control characters (they could not be indexed).
 bool is_key_file_name(std::string_view name);
 
+// A file name (or any text from outside) as it may appear in a log line or an error message:
+// control characters, '\\', DEL and bytes that are not valid UTF-8 as \xNN (a backslash as \\),
+// cut after `max` bytes with "...". Unchanged for a plain name.
+std::string escaped_name(std::string_view name, std::size_t max = 255);
+
+// Tests only: makes the next append fail after writing `partial_bytes` of its text, and with
+// `repair_fails` the cutting back of that partial write fail as well.
+struct KeyFileIndexFault {
+    std::size_t partial_bytes = 0;
+    bool repair_fails = false;
+};
+
 class KeyFileIndex {
 public:
-    // Opens (creates) the index and reads it. Throws std::runtime_error naming path:line and what
-    // was expected for a line that does not parse. An incomplete last line (a crash during an
-    // append, so before its fsync and before any of its bytes were used) is dropped and truncated.
+    // Opens (creates) the index, locks it and reads it. Throws std::runtime_error naming the path
+    // if another process (another qkd-kme) holds the lock, and path:line and what was expected for
+    // a line that does not parse. An incomplete last line (a crash during an append, so before its
+    // fsync and before any of its bytes were used) or a tail of NUL bytes is dropped and truncated.
     explicit KeyFileIndex(std::string path);
     ~KeyFileIndex();
     KeyFileIndex(const KeyFileIndex&) = delete;
@@ -40,14 +61,29 @@ public:
     const std::string& path() const { return path_; }
     // The entries read at start, in file order.
     const std::vector<IndexedFile>& loaded() const { return loaded_; }
+    // The highest "mark" line (read at start or appended since); 0 if none.
+    std::uint64_t mark() const;
     // Appends the entries and fsyncs. On failure nothing is indexed (a partial write is cut off
-    // again) and `error` says why.
+    // again) and `error` says why. Thread-safe.
     bool append(const std::vector<IndexedFile>& files, std::string& error);
+    // Appends "mark <offset>" and fsyncs. Thread-safe.
+    bool append_mark(std::uint64_t offset, std::string& error);
+    // Once a partial write could not be cut off again, every later append is refused (a line glued
+    // onto the partial one would not parse, or worse): the KME must be restarted.
+    bool broken() const;
+
+    void inject_fault_for_test(const KeyFileIndexFault& fault);
 
 private:
+    bool append_text(const std::string& text, std::string& error);  // mu_ held
+
     std::string path_;
     int fd_ = -1;
+    mutable std::mutex mu_;   // appends
     std::uint64_t size_ = 0;  // bytes of complete lines
+    std::uint64_t mark_ = 0;
+    bool broken_ = false;
+    KeyFileIndexFault fault_;
     std::vector<IndexedFile> loaded_;
 };
 
