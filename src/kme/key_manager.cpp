@@ -99,6 +99,7 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
         auto link = std::make_unique<Link>(peer, std::move(source));
         link->next_offset = link->committed_end = hwms.count(l) ? hwms[l] : 0;
         link->out->resume_at(link->next_offset);
+        link->next_offset = std::max(link->next_offset, resume_position(*link->out));  // a key-file index mark ahead of a lost database
         links_[l] = std::move(link);
     };
     auto add_emulated_link = [&](const std::string& peer, const SecretBytes& seed, const LinkConfig& lc) {
