@@ -121,3 +121,39 @@ class KmeAConfig:
         assert n == 1, "no [kme] id line in kme_a.toml"
         with open(self.path, "w") as f:
             f.write(cfg)
+
+
+class DemoDir:
+    """The two KMEs of a `demo --prepare-only` folder, addressed as "a" and "b": mTLS calls as an SAE
+    and a wait until both answer Get status (KME_A can answer before KME_B listens)."""
+
+    def __init__(self, d):
+        self.d = d
+        self.port = {k: int(re.search(r'(?m)^listen = "127\.0\.0\.1:(\d+)"', open(os.path.join(d, f"kme_{k}.toml")).read()).group(1))
+                     for k in ("a", "b")}
+
+    def conn(self, sae, k, timeout=15):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.d, "pki/ca.pem"))
+        ctx.load_cert_chain(os.path.join(self.d, f"pki/{sae.lower()}.pem"), os.path.join(self.d, f"pki/{sae.lower()}.key"))
+        return http.client.HTTPSConnection("127.0.0.1", self.port[k], context=ctx, timeout=timeout)
+
+    def call(self, sae, k, method, path, body=None):
+        h = self.conn(sae, k)
+        h.request(method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": "application/json"})
+        r = h.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+
+    def wait_up(self, kmes=("a", "b"), seconds=30):
+        saes = {"a": ("SAE_A", "SAE_B"), "b": ("SAE_B", "SAE_A")}
+        deadline = time.time() + seconds
+        for k in kmes:
+            sae, peer = saes[k]
+            while True:
+                try:
+                    if self.call(sae, k, "GET", f"/api/v1/keys/{peer}/status")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    raise RuntimeError(f"KME_{k.upper()} did not start")
+                time.sleep(0.05)

@@ -4,20 +4,17 @@
 KMEs listen on 127.0.0.1 only), checks KME_B's certificate names KME_B, and keys flow both ways.
 A name that resolves to no listening address gives 503 naming the peer, and the slave gets nothing.
 Usage: peer_hostname_test.py QKD_KME_BINARY"""
-import http.client
-import json
 import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kmetest import Checks  # noqa: E402
+from kmetest import Checks, DemoDir  # noqa: E402
 
 BIN = sys.argv[1]
 c = Checks()
@@ -36,7 +33,6 @@ def edit(k, pattern, repl):
     open(cfg(k), "w").write(text)
 
 
-port = {k: int(re.search(r'(?m)^listen = "127\.0\.0\.1:(\d+)"', open(cfg(k)).read()).group(1)) for k in ("a", "b")}
 # Both directions by name; no stock of prefetched keys, so every Get key asks the peer right away.
 edit("a", r'(?m)^url = "https://127\.0\.0\.1:(\d+)"$', r'url = "https://localhost:\1"')
 edit("b", r'(?m)^url = "https://127\.0\.0\.1:(\d+)"$', r'url = "https://localhost:\1"')
@@ -44,32 +40,13 @@ for k in ("a", "b"):
     edit(k, r"(?m)^prefetch_keys = .*$", "prefetch_keys = 0")
 
 
-def conn(sae, k):
-    ctx = ssl.create_default_context(cafile=os.path.join(d, "pki/ca.pem"))
-    ctx.load_cert_chain(os.path.join(d, f"pki/{sae.lower()}.pem"), os.path.join(d, f"pki/{sae.lower()}.key"))
-    return http.client.HTTPSConnection("127.0.0.1", port[k], context=ctx, timeout=15)
-
-
-def call(sae, k, method, path, body=None):
-    h = conn(sae, k)
-    h.request(method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": "application/json"})
-    r = h.getresponse()
-    return r.status, json.loads(r.read() or b"null")
+demo = DemoDir(d)
+call = demo.call
 
 
 def start():
     procs = {k: subprocess.Popen([BIN, "serve", "-c", cfg(k)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for k in ("a", "b")}
-    deadline = time.time() + 30
-    for k, sae, peer in (("a", "SAE_A", "SAE_B"), ("b", "SAE_B", "SAE_A")):
-        while True:
-            try:
-                if call(sae, k, "GET", f"/api/v1/keys/{peer}/status")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"KME_{k.upper()} did not start")
-            time.sleep(0.05)
+    demo.wait_up()
     return procs
 
 
@@ -101,15 +78,7 @@ free.close()
 edit("a", r'(?m)^url = "https://localhost:(\d+)"$', f'url = "https://localhost:{dead_port}"')
 p = subprocess.Popen([BIN, "serve", "-c", cfg("a")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
-    deadline = time.time() + 30
-    while True:
-        try:
-            call("SAE_A", "a", "GET", "/api/v1/keys/SAE_B/status")
-            break
-        except OSError:
-            if time.time() > deadline:
-                raise RuntimeError("KME_A did not start")
-            time.sleep(0.05)
+    demo.wait_up(("a",))
     st, body = call("SAE_A", "a", "POST", "/api/v1/keys/SAE_B/enc_keys", {"number": 1})
     c.true("peer name with nothing listening: Get key answers 503", st == 503, f"got {st}: {body}")
     msg = (body or {}).get("message", "")

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kmetest import Checks  # noqa: E402
+from kmetest import Checks, DemoDir  # noqa: E402
 
 BIN = sys.argv[1]
 SYNC_TIMEOUT = 1.0  # seconds, [[peer]] sync_timeout of KME_A
@@ -74,18 +74,7 @@ try:
     # Both KMEs must be listening before KME_B is stopped: KME_A may answer (503, peer refused)
     # before KME_B has bound its port, and a KME_B stopped before it listens is a refused peer,
     # not a stalled one.
-    deadline = time.time() + 30
-    for k, sae, peer in (("a", "SAE_A", "SAE_B"), ("b", "SAE_B", "SAE_A")):
-        while True:
-            try:
-                st, _ = call(conn(sae, k), "GET", f"/api/v1/keys/{peer}/status")
-                if st == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"KME_{k.upper()} did not start")
-            time.sleep(0.05)
+    DemoDir(d).wait_up()
     st, body = enc()
     c.eq("peer up: Get key", st, 200)
 
