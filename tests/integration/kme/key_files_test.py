@@ -7,18 +7,16 @@ retrievable by their slave; an empty folder is a 503 that says where the keys sh
 Usage: key_files_test.py QKD_KME_BINARY"""
 import base64
 import http.client
-import json
 import os
 import re
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kmetest import Checks  # noqa: E402
+from kmetest import Checks, DemoDir  # noqa: E402
 
 BIN = sys.argv[1]
 FILE_BYTES = 16384  # 8 KiB per direction and file: 256 keys of 256 bits
@@ -68,17 +66,7 @@ def stream(first_half):
     return b"".join(data[:h] if first_half else data[h:2 * h] for _, data in sorted(files))
 
 
-def conn(sae, k):
-    ctx = ssl.create_default_context(cafile=os.path.join(d, "pki/ca.pem"))
-    ctx.load_cert_chain(os.path.join(d, f"pki/{sae.lower()}.pem"), os.path.join(d, f"pki/{sae.lower()}.key"))
-    return http.client.HTTPSConnection("127.0.0.1", port[k], context=ctx, timeout=15)
-
-
-def call(sae, k, method, path, body=None):
-    h = conn(sae, k)
-    h.request(method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": "application/json"})
-    r = h.getresponse()
-    return r.status, json.loads(r.read() or b"null")
+call = DemoDir(d).call
 
 
 def enc(sae, slave, k, number=1):
