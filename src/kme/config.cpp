@@ -135,8 +135,19 @@ LinkConfig parse_link(const Ctx& c, const toml::table& t, const std::string& pre
                 c.fail(prefix + k, "cannot be combined with 'key_dir' (key material comes from the key files; the key is for emulated "
                                    "links only): remove one of them");
         l.key_dir = c.path(*dir);
+        if (auto d = opt_string(c, t, prefix, "key_dir_direction")) {
+            if (*d == "both") l.key_dir_direction = KeyDirDirection::Both;
+            else if (*d == "outgoing") l.key_dir_direction = KeyDirDirection::Outgoing;
+            else if (*d == "incoming") l.key_dir_direction = KeyDirDirection::Incoming;
+            else
+                c.fail(prefix + "key_dir_direction", fmt::format("expected \"both\" (each key file split between the two directions), "
+                                                                 "\"outgoing\" (all of it for keys whose master SAE is attached to this KME) "
+                                                                 "or \"incoming\" (all of it for keys whose master SAE is attached to the peer), got \"{}\"", *d));
+        }
         return l;
     }
+    if (t.contains("key_dir_direction"))
+        c.fail(prefix + "key_dir_direction", "applies to key files only: set key_dir as well, or remove it (an emulated link feeds both directions)");
     if (seed_required) l.seed_file = c.path(req_string(c, t, prefix, "link_seed_file"));
     else if (auto s = opt_string(c, t, prefix, "link_seed_file")) l.seed_file = c.path(*s);
     l.key_rate_bps = opt_number(c, t, prefix, "key_rate", 1e6, 0, 1e10);
@@ -287,8 +298,8 @@ Config parse_config(const std::string& text, const std::string& file) {
             auto t = (*peers)[i].as_table();
             std::string p = fmt::format("peer[{}].", i);
             if (!t) c.fail(p, "each [[peer]] must be a table");
-            check_known(c, *t, p, {"kme_id", "url", "saes", "key_dir", "link_seed_file", "key_rate", "start_full", "outages",
-                                    "sync_timeout", "prefetch_keys"});
+            check_known(c, *t, p, {"kme_id", "url", "saes", "key_dir", "key_dir_direction", "link_seed_file", "key_rate", "start_full",
+                                    "outages", "sync_timeout", "prefetch_keys"});
             PeerConfig pc;
             pc.kme_id = req_string(c, *t, p, "kme_id");
             if (pc.kme_id == cfg.kme_id) c.fail(p + "kme_id", "must differ from this KME's own id");

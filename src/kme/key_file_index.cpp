@@ -80,6 +80,14 @@ std::string escaped_name(std::string_view name, std::size_t max) {
     return out;
 }
 
+std::string_view key_dir_direction_name(KeyDirDirection d) {
+    switch (d) {
+        case KeyDirDirection::Outgoing: return "outgoing";
+        case KeyDirDirection::Incoming: return "incoming";
+        default: return "both";
+    }
+}
+
 bool is_key_file_name(std::string_view name) {
     if (name.empty() || name.size() > kMaxKeyFileName || name.front() == '.') return false;
     if (name.ends_with(".tmp") || name.ends_with(".part")) return false;
@@ -116,6 +124,15 @@ KeyFileIndex::KeyFileIndex(std::string path) : path_(std::move(path)) {
         if (!header) {
             if (line != kHeader) fail(fmt::format("expected the header line \"{}\", got {}", kHeader, shown(line)));
             header = true;
+            return;
+        }
+        if (line.starts_with("direction ")) {
+            const auto word = std::string_view(line).substr(10);
+            if (!loaded_.empty() || mark_ != 0) fail(fmt::format("a direction line must come before the first file line, got {}", shown(line)));
+            if (word == "outgoing") direction_ = KeyDirDirection::Outgoing;
+            else if (word == "incoming") direction_ = KeyDirDirection::Incoming;
+            else if (word == "both") direction_ = KeyDirDirection::Both;
+            else fail(fmt::format("expected \"direction outgoing\", \"direction incoming\" or \"direction both\", got {}", shown(line)));
             return;
         }
         const auto sp = line.find(' ');
@@ -221,6 +238,26 @@ bool KeyFileIndex::broken() const {
 void KeyFileIndex::inject_fault_for_test(const KeyFileIndexFault& fault) {
     std::lock_guard lk(mu_);
     fault_ = fault;
+}
+
+KeyDirDirection KeyFileIndex::direction() const {
+    std::lock_guard lk(mu_);
+    return direction_;
+}
+
+bool KeyFileIndex::settle_direction(KeyDirDirection d, std::string& error) {
+    std::lock_guard lk(mu_);
+    if (d == direction_) return true;
+    if (!loaded_.empty() || mark_ != 0) {
+        error = fmt::format("{}: this key-file index was built with key_dir_direction = \"{}\", the configuration now says \"{}\": "
+                            "stream offsets would name other file bytes (key material handed out before could be handed out "
+                            "again). Keep \"{}\", or start the link afresh: new key files in an empty key_dir and this index removed",
+                            path_, key_dir_direction_name(direction_), key_dir_direction_name(d), key_dir_direction_name(direction_));
+        return false;
+    }
+    if (!append_text(fmt::format("direction {}\n", key_dir_direction_name(d)), error)) return false;
+    direction_ = d;
+    return true;
 }
 
 bool KeyFileIndex::append(const std::vector<IndexedFile>& files, std::string& error) {

@@ -44,9 +44,11 @@ struct Entry {
     std::optional<TimePoint> passed_at;  // since when both halves are below their marks
     TimePoint retry_at{};                // Stuck: the next wipe attempt
     int readers = 0;                     // reads in progress (a file being read is not wiped)
-    Entry(std::string n, std::uint64_t sz, std::uint64_t st, State s) : name(std::move(n)), size(sz), start(st), state(s) {}
-    std::uint64_t half() const { return size / 2; }
-    std::uint64_t end() const { return start + half(); }
+    bool whole = false;                  // used whole by one direction (KeyDirDirection), not split in halves
+    Entry(std::string n, std::uint64_t sz, std::uint64_t st, State s, bool w) : name(std::move(n)), size(sz), start(st), state(s), whole(w) {}
+    // The bytes the file gives each direction it feeds.
+    std::uint64_t span() const { return whole ? size : size / 2; }
+    std::uint64_t end() const { return start + span(); }
 };
 
 struct Listed {
@@ -156,10 +158,11 @@ class FileLink {
 public:
     FileLink(const KeyFileLinkOptions& o, TimePoint start)
         : opt_(o), index_(o.index_file), out_half_(o.local_kme < o.peer_kme ? 0 : 1), name_(o.local_kme + "<->" + o.peer_kme) {
+        if (std::string error; !index_.settle_direction(o.direction, error)) throw std::runtime_error(error);
         for (const auto& f : index_.loaded()) {
-            entries_.emplace_back(f.name, f.size, end_, State::Missing);
+            entries_.emplace_back(f.name, f.size, end_, State::Missing, whole());
             chain(entries_.size() - 1);
-            end_ += f.size / 2;
+            end_ += entries_.back().span();
         }
         // Until resume_at: nothing below the index's mark is taken again, whatever the caller does.
         mark_ = taken_ = resume_ = index_.mark();
@@ -169,12 +172,17 @@ public:
             if (!scan_locked(start, nullptr, &error)) throw std::runtime_error(error);
         }
         last_scan_ = last_now_ = start;
-        spdlog::info("{}: key files in {}: {} indexed before ({} left), {} bytes per direction; index {}", name_, opt_.key_dir,
-                     index_.loaded().size(), files_held(), end_, opt_.index_file);
+        spdlog::info("{}: key files in {}: {} indexed before ({} left), {} bytes {}; index {}", name_, opt_.key_dir, index_.loaded().size(),
+                     files_held(), end_, way(), opt_.index_file);
     }
 
     int out_half() const { return out_half_; }
-    std::string origin() const { return "key files in " + opt_.key_dir; }
+    std::string origin() const {
+        if (!feeds(out_half_))
+            return fmt::format("key files in {}; key_dir_direction = \"incoming\": all of their key material goes {}->{}", opt_.key_dir,
+                               opt_.peer_kme, opt_.local_kme);
+        return "key files in " + opt_.key_dir;
+    }
 
     // The scans of request paths: at most every kKeyDirRescan, skipped while another scan runs.
     // They index new files and notice changed ones; they never wipe (that is maintain()'s job).
@@ -207,6 +215,7 @@ public:
     }
 
     double available(TimePoint now) {
+        if (!feeds(out_half_)) return 0.0;
         lazy(now);
         std::lock_guard lk(mu_);
         return end_ > taken_ ? static_cast<double>(end_ - taken_) * 8 : 0.0;
@@ -216,6 +225,7 @@ public:
     // is appended and fsynced: a state database lost or replaced later cannot make these bytes be
     // handed out again (resume_at).
     bool take(double bits, TimePoint now) {
+        if (!feeds(out_half_)) return false;
         lazy(now);
         if (!(bits >= 0) || bits > 1e18) return false;
         const auto bytes = static_cast<std::uint64_t>(std::ceil(bits / 8));
@@ -247,6 +257,7 @@ public:
     }
 
     bool in_outage() const {
+        if (!feeds(out_half_)) return true;
         std::lock_guard lk(mu_);
         return taken_ >= end_;
     }
@@ -284,14 +295,14 @@ public:
     }
 
     bool has(int half, std::uint64_t offset, std::uint64_t n) {
-        (void)half;  // both halves of a file come and go together
+        if (!feeds(half)) return false;  // (both halves of a file come and go together)
         if (n == 0) return true;
         if (offset > std::numeric_limits<std::uint64_t>::max() - n) return false;
         if (needs_scan(offset, n)) forced_scan();
         std::lock_guard lk(mu_);
         if (offset + n > end_) return false;
         for (std::size_t i = find(offset); i < entries_.size() && entries_[i].start < offset + n; ++i)
-            if (entries_[i].half() > 0 && entries_[i].state != State::Present) return false;
+            if (entries_[i].span() > 0 && entries_[i].state != State::Present) return false;
         return true;
     }
 
@@ -303,6 +314,9 @@ public:
             throw std::runtime_error(fmt::format("{}: cannot read key material at bytes {}..{}: {}", label, offset, offset + n, why));
         };
         if (offset > std::numeric_limits<std::uint64_t>::max() - n) fail("offset out of range");
+        if (!feeds(half))
+            fail(fmt::format("no key material goes this way: key_dir_direction = \"{}\" on {} gives all of it to the other direction",
+                             key_dir_direction_name(opt_.direction), opt_.local_kme));
         if (needs_scan(offset, n)) forced_scan();
         struct Seg {
             std::size_t idx;
@@ -315,18 +329,19 @@ public:
         {
             std::lock_guard lk(mu_);
             if (offset + n > end_) {
-                problem = fmt::format("not (yet) in key_dir {} (its files give {} bytes per direction)", opt_.key_dir, end_);
+                problem = fmt::format("not (yet) in key_dir {} (its files give {} bytes {})", opt_.key_dir, end_, way());
             } else {
                 std::uint64_t at = offset;
                 for (std::size_t i = find(offset); i < entries_.size() && at < offset + n; ++i) {
                     const auto& e = entries_[i];
-                    if (e.half() == 0) continue;
+                    if (e.span() == 0) continue;
                     if (e.state != State::Present || !e.pin) {
                         problem = fmt::format("key file {}/{} {}", opt_.key_dir, escaped_name(e.name), state_text(e));
                         break;
                     }
                     const std::uint64_t len = std::min(e.end(), offset + n) - at;
-                    segs.push_back({i, e.name, static_cast<std::uint64_t>(half) * e.half() + (at - e.start), len, e.size, *e.pin});
+                    const std::uint64_t base = e.whole ? 0 : static_cast<std::uint64_t>(half) * e.span();
+                    segs.push_back({i, e.name, base + (at - e.start), len, e.size, *e.pin});
                     at += len;
                 }
             }
@@ -393,10 +408,32 @@ public:
             const auto& e = entries_[find(o)];
             return fmt::format("{}+{} {}", escaped_name(e.name), o - e.start, e.chain);
         };
-        return "files " + at(offset) + " .. " + at(offset + n - 1);
+        // A link whose files go one way says so: the other end, splitting them, would name the same
+        // positions of other bytes.
+        const std::string kind = whole() ? fmt::format("files one-way {}->{} ", outgoing_only() ? opt_.local_kme : opt_.peer_kme,
+                                                       outgoing_only() ? opt_.peer_kme : opt_.local_kme)
+                                         : std::string("files ");
+        return kind + at(offset) + " .. " + at(offset + n - 1);
     }
 
 private:
+    bool whole() const { return opt_.direction != KeyDirDirection::Both; }
+    bool outgoing_only() const { return opt_.direction == KeyDirDirection::Outgoing; }
+    // Whether the files feed the direction whose half is `half` (out_half_: local -> peer).
+    bool feeds(int half) const { return !whole() || outgoing_only() == (half == out_half_); }
+    // For log lines and errors: how the stream length is meant.
+    std::string way() const {
+        if (!whole()) return "per direction";
+        return fmt::format("for {}->{} only", outgoing_only() ? opt_.local_kme : opt_.peer_kme, outgoing_only() ? opt_.peer_kme : opt_.local_kme);
+    }
+    // Below this offset no byte of a direction the files feed can be asked for again (after the
+    // retention time): the smaller of the outgoing cursor and the highest incoming reservation,
+    // or the one of the direction a one-way link feeds. mu_ held.
+    std::uint64_t used_mark() const {
+        if (!whole()) return std::min(taken_, reserved_in_);
+        return outgoing_only() ? taken_ : reserved_in_;
+    }
+
     // Bytes [offset, offset + n) are beyond the indexed end, or in a file the last scan missed or
     // found changed: worth a look at key_dir now rather than at the next lazy scan.
     bool needs_scan(std::uint64_t offset, std::uint64_t n) const {
@@ -404,7 +441,7 @@ private:
         if (offset + n > end_) return true;
         for (std::size_t i = find(offset); i < entries_.size() && entries_[i].start < offset + n; ++i) {
             const State s = entries_[i].state;
-            if (entries_[i].half() > 0 && (s == State::Missing || s == State::WrongSize || s == State::Replaced)) return true;
+            if (entries_[i].span() > 0 && (s == State::Missing || s == State::WrongSize || s == State::Replaced)) return true;
         }
         return false;
     }
@@ -564,7 +601,7 @@ private:
             for (std::size_t i = first_open_; complete && i < entries_.size(); ++i) {
                 auto& e = entries_[i];
                 if (seen[i] || (e.state != State::Present && e.state != State::WrongSize && e.state != State::Replaced)) continue;
-                if (e.end() > std::min(taken_, reserved_in_) && e.half() > 0)
+                if (e.end() > used_mark() && e.span() > 0)
                     spdlog::warn("{}: key file {}/{} is gone before all of its key material was used", name_, opt_.key_dir, escaped_name(e.name));
                 e.state = State::Missing;
             }
@@ -581,12 +618,12 @@ private:
         }
         std::lock_guard lk(mu_);
         for (auto& f : fresh) {
-            entries_.emplace_back(std::move(f.name), f.size, end_, State::Present);
+            entries_.emplace_back(std::move(f.name), f.size, end_, State::Present, whole());
             entries_.back().pin = f.id;  // the inode listed is the one indexed
             chain(entries_.size() - 1);
-            end_ += f.size / 2;
+            end_ += entries_.back().span();
         }
-        if (!fresh.empty()) spdlog::debug("{}: {} key files taken, {} bytes per direction", name_, fresh.size(), end_);
+        if (!fresh.empty()) spdlog::debug("{}: {} key files taken, {} bytes {}", name_, fresh.size(), end_, way());
         // Every scan notes since when files are used up (the retention time counts from there); only
         // maintain()'s picks the ones to wipe.
         auto picked = pick_victims(now, victims != nullptr);
@@ -663,7 +700,7 @@ private:
     // mu_ held.
     std::vector<std::size_t> pick_victims(TimePoint now, bool pick) {
         std::vector<std::size_t> victims;
-        const std::uint64_t mark = std::min(taken_, reserved_in_);
+        const std::uint64_t mark = used_mark();
         for (std::size_t i = first_open_; i < entries_.size() && entries_[i].end() <= mark; ++i) {
             auto& e = entries_[i];
             if (!pick) {

@@ -131,6 +131,7 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
             // file is kept until every reservation that could still read it has expired.
             KeyFileLinkOptions o{p.link.key_dir, key_file_index_path(cfg.state_db, p.kme_id), cfg.kme_id, p.kme_id,
                                  cfg.reservation_ttl + p.sync_timeout + kKeyFileSlack};
+            o.direction = p.link.key_dir_direction;
             auto files = make_key_file_link(o, clock_.now());
             add_link(p.kme_id, std::move(files.outgoing));
             in_streams_[in] = std::move(files.incoming);
@@ -623,6 +624,10 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
     }
     // The material must be here before a slave is promised it (a key-file link whose device has not
     // delivered, or whose file is gone): refused, and the master burns the keys.
+    if (const auto* pc = peers_.at(peer_kme_id); !pc->link.key_dir.empty() && pc->link.key_dir_direction == KeyDirDirection::Outgoing)
+        return done(Err{server(fmt::format("link {} carries no keys: key_dir_direction = \"outgoing\" on {} gives all key material of its "
+                                           "key files to {}->{} (the peer KME must say \"incoming\", or both \"both\")",
+                                           in_label, cfg_.kme_id, cfg_.kme_id, peer_kme_id))});
     KeyMaterial& in = *in_streams_.at(in_label);
     std::uint64_t reserved_end = 0;
     for (const auto& k : req.keys) {
@@ -642,7 +647,8 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
         spdlog::error("{}: the two ends of link {} do not hold the same key material at bytes {}..{}: {} has {}, {} has {}", cfg_.kme_id,
                       in_label, lo, hi, peer_kme_id, show(req.material), cfg_.kme_id, show(mine));
         return done(Err{server(fmt::format("the two ends of link {} do not hold the same key material at bytes {}..{}: {} has {}, {} has {} "
-                                           "(different link_seed_file, or key_dir folders whose files differ; compare the key-file index files)",
+                                           "(different link_seed_file, key_dir folders whose files differ, or key_dir_direction not \"outgoing\" on "
+                                           "one end and \"incoming\" on the other; compare the key-file index files)",
                                            in_label, lo, hi, peer_kme_id, show(req.material), cfg_.kme_id, show(mine)))});
     }
     std::vector<Op> ops;

@@ -3,7 +3,9 @@
 them: identical random files in two folders, written under a temporary name and renamed. Keys are
 the halves of the files at the right offsets on both ends; a file dropped while running is taken;
 kill -9 of KME_A never makes it hand out key bytes twice and leaves keys delivered before the kill
-retrievable by their slave; an empty folder is a 503 that says where the keys should come from.
+retrievable by their slave; an empty folder is a 503 that says where the keys should come from; a
+link declared one-way (key_dir_direction) uses whole files for that direction, and an index built
+for another choice stops the KME at start.
 Usage: key_files_test.py QKD_KME_BINARY"""
 import base64
 import http.client
@@ -204,6 +206,45 @@ try:
     old = [ab.find(v) for v in before_kill.values()]
     new = [ab.find(v) for i, v in master.items() if i not in before_kill]
     c.true("keys after the restart come from beyond the ones before it", new and min(new) > max(old), (max(old), min(new or [0])))
+
+    # A link used one way (key_dir_direction): SAE_A is always the master. The indexes hold files
+    # split in halves, so KME_A refuses to start with the other choice, and says why.
+    for p in procs.values():
+        p.kill()
+        p.wait()
+    edit("kme_a.toml", r'(?m)^key_dir = "keys_a"\n', 'key_dir = "keys_a"\nkey_dir_direction = "outgoing"\n')
+    edit("kme_b.toml", r'(?m)^key_dir = "keys_b"\n', 'key_dir = "keys_b"\nkey_dir_direction = "incoming"\n')
+    r = subprocess.run([BIN, "serve", "-c", os.path.join(d, "kme_a.toml")], capture_output=True, text=True, timeout=30)
+    c.true("another direction on a used index: KME_A stops at start", r.returncode != 0, r.returncode)
+    c.true("... naming the index and both choices", "kme_a.sqlite.keyfiles-KME_B" in r.stderr
+           and 'built with key_dir_direction = "both", the configuration now says "outgoing"' in r.stderr, r.stderr[-600:])
+    # Started over as docs/kme.md says: indexes, state databases and both folders emptied.
+    for k in ("a", "b"):
+        for f in os.listdir(os.path.join(d, "state")):
+            if f.startswith(f"kme_{k}.sqlite"):
+                os.remove(os.path.join(d, "state", f))
+        for f in os.listdir(folders[k]):
+            os.remove(os.path.join(folders[k], f))
+    files.clear()
+    for k in ("a", "b"):
+        start(k)
+    for k in ("a", "b"):
+        wait_ready(k)
+    drop("100001", os.urandom(FILE_BYTES))
+    wait_for("one-way: a whole file of keys for SAE_A", lambda: stored("SAE_A", "SAE_B", "a"), FILE_BYTES // KEY_BYTES)
+    whole = b"".join(data for _, data in sorted(files))
+    st, m = enc("SAE_A", "SAE_B", "a", 4)
+    c.eq("one-way: Get key", st, 200)
+    if st == 200:
+        got = [key_bytes(k) for k in m["keys"]]
+        c.eq("one-way: keys are the file's bytes from its start", got, [whole[i * 32:(i + 1) * 32] for i in range(4)])
+        st, s = dec("SAE_B", "SAE_A", "b", [k["key_ID"] for k in m["keys"]])
+        c.eq("one-way: the slave gets the same bytes", [key_bytes(k) for k in s["keys"]] if st == 200 else None, got)
+    st, body = enc("SAE_B", "SAE_A", "b")
+    c.eq("one-way: KME_B's SAE as master", st, 503)
+    msg = (body or {}).get("message", "")
+    c.true("one-way: ... told that the files go the other way", 'key_dir_direction = "incoming"' in msg, msg)
+    c.eq("one-way: stored_key_count for SAE_B", stored("SAE_B", "SAE_A", "b"), 0)
 finally:
     for p in procs.values():
         p.kill()

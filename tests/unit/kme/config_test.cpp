@@ -116,7 +116,15 @@ TEST(KmeConfig, KeyDirTakesAPeerLinkFromKeyFilesInsteadOfASeed) {
     EXPECT_NE(error_of(std::string(files).replace(files.find("\"keys/ab\""), 9, "\"\"")).find("key 'peer[0].key_dir': must be a non-empty path"),
               std::string::npos);
     EXPECT_NE(error_of(std::string(files).replace(files.find("\"keys/ab\""), 9, "7")).find("key 'peer[0].key_dir': must be a string"),
-              std::string::npos);
+              std::string::npos);    // Which way the files go.
+    EXPECT_EQ(c.peers[0].link.key_dir_direction, qkd::kme::KeyDirDirection::Both);
+    EXPECT_EQ(parse_config(files + "key_dir_direction = \"outgoing\"\n", "/etc/kme/a.toml").peers[0].link.key_dir_direction, qkd::kme::KeyDirDirection::Outgoing);
+    EXPECT_EQ(parse_config(files + "key_dir_direction = \"incoming\"\n", "/etc/kme/a.toml").peers[0].link.key_dir_direction, qkd::kme::KeyDirDirection::Incoming);
+    auto e = error_of(files + "key_dir_direction = \"out\"\n");
+    EXPECT_NE(e.find("/etc/kme/a.toml: key 'peer[0].key_dir_direction': expected \"both\""), std::string::npos) << e;
+    EXPECT_NE(e.find("got \"out\""), std::string::npos) << e;
+    e = error_of(std::string(kGood) + "key_dir_direction = \"outgoing\"\n");
+    EXPECT_NE(e.find("key 'peer[0].key_dir_direction': applies to key files only"), std::string::npos) << e;
 }
 
 TEST(KmeConfig, EachKeyDirIsAFolderOfItsOwn) {

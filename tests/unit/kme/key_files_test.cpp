@@ -653,3 +653,111 @@ TEST_F(KeyFiles, TheIndexRecordsTheOutgoingMarkAheadOfUse) {
     kmetest::write(root / "idx", "qkd-kme key-file index v1\nmark 50\nmark 40\n");
     EXPECT_THROW(open(), std::runtime_error);
 }
+
+// key_dir_direction: a link used one way only takes each file whole for that direction, so none
+// of the scarce key material sits unused in halves nobody asks for, and files get deleted.
+TEST_F(KeyFiles, AOneWayLinkUsesEachFileWholeForItsDirection) {
+    const Bytes f1 = random_bytes(11, 40), f2 = random_bytes(8, 41);
+    drop(dir, "0001", f1);
+    drop(dir, "0002", f2);
+    auto oa = options("KME_A", "KME_B", "idx-a");
+    oa.direction = KeyDirDirection::Outgoing;
+    auto ob = options("KME_B", "KME_A", "idx-b");
+    ob.direction = KeyDirDirection::Incoming;
+    auto a = open_with(oa);
+    auto b = open_with(ob);
+    EXPECT_EQ(a.outgoing->available(t0), (11 + 8) * 8);  // whole files, the odd byte included
+    EXPECT_EQ(read(*a.outgoing, 0, 19), cat(f1, f2));
+    EXPECT_EQ(read(*b.incoming, 7, 12), slice(cat(f1, f2), 7, 12));
+    EXPECT_EQ(a.outgoing->fingerprint(3, 10), b.incoming->fingerprint(3, 10));
+    EXPECT_NE(a.outgoing->fingerprint(3, 10).find("one-way KME_A->KME_B"), std::string::npos) << a.outgoing->fingerprint(3, 10);
+    // The other direction has nothing, and says why.
+    EXPECT_FALSE(a.incoming->has(0, 1));
+    try {
+        (void)read(*a.incoming, 0, 4);
+        FAIL() << "read of the direction the files do not feed";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("key_dir_direction = \"outgoing\""), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(b.outgoing->available(t0), 0);
+    EXPECT_TRUE(b.outgoing->in_outage(t0));
+    EXPECT_FALSE(b.outgoing->take(8, t0));
+    EXPECT_NE(b.outgoing->origin().find("key_dir_direction = \"incoming\""), std::string::npos) << b.outgoing->origin();
+    // A KME splitting the same files names other bytes at the same offsets: its check value differs.
+    auto c = open("KME_B", "KME_A", "idx-c");
+    EXPECT_NE(c.incoming->fingerprint(3, 10), a.outgoing->fingerprint(3, 10));
+    // The index records the choice.
+    EXPECT_EQ(text_of(root / "idx-a"), "qkd-kme key-file index v1\ndirection outgoing\n11 0001\n8 0002\n");
+    EXPECT_EQ(text_of(root / "idx-b"), "qkd-kme key-file index v1\ndirection incoming\n11 0001\n8 0002\n");
+}
+
+TEST_F(KeyFiles, AOneWayLinkDeletesAFileOnceItsOneDirectionIsPastIt) {
+    const Bytes f1 = random_bytes(64, 42), f2 = random_bytes(64, 43);
+    const fs::path dir_b = root / "keys-b";  // the peer KME's copy of the device's files
+    fs::create_directories(dir_b);
+    for (const auto& d : {dir, dir_b}) {
+        drop(d, "0001", f1);
+        drop(d, "0002", f2);
+    }
+    auto oa = options("KME_A", "KME_B", "idx-a");
+    oa.direction = KeyDirDirection::Outgoing;
+    auto ob = options("KME_B", "KME_A", "idx-b");
+    ob.key_dir = dir_b.string();
+    ob.direction = KeyDirDirection::Incoming;
+    auto a = open_with(oa);
+    auto b = open_with(ob);
+    ASSERT_TRUE(a.outgoing->take(64 * 8, t0));  // all of file 1
+    b.incoming->reserved_below(64, t0);         // the master's reservations reached past it
+    a.outgoing->maintain(t0 + seconds(1));
+    b.outgoing->maintain(t0 + seconds(1));
+    EXPECT_TRUE(fs::exists(dir / "0001")) << "deleted before the retention time";
+    a.outgoing->maintain(t0 + seconds(12));
+    b.outgoing->maintain(t0 + seconds(12));
+    EXPECT_FALSE(fs::exists(dir / "0001")) << "a file used up one way is never deleted";
+    EXPECT_FALSE(fs::exists(dir_b / "0001"));
+    EXPECT_TRUE(fs::exists(dir / "0002"));
+    EXPECT_TRUE(fs::exists(dir_b / "0002"));
+    EXPECT_EQ(read(*b.incoming, 64, 8), slice(f2, 0, 8));
+}
+
+TEST_F(KeyFiles, AnIndexKeepsTheDirectionItWasBuiltFor) {
+    auto with = [&](KeyDirDirection d) {
+        auto o = options();
+        o.direction = d;
+        return open_with(o);
+    };
+    // No file indexed yet: the choice may still change, and each change is recorded.
+    { auto a = with(KeyDirDirection::Both); }
+    { auto a = with(KeyDirDirection::Incoming); }
+    drop(dir, "0001", random_bytes(32, 44));
+    {
+        auto a = with(KeyDirDirection::Outgoing);
+        EXPECT_EQ(a.outgoing->available(t0), 32 * 8);
+    }
+    EXPECT_EQ(text_of(root / "idx"), "qkd-kme key-file index v1\ndirection incoming\ndirection outgoing\n32 0001\n");
+    // Once files are indexed, another choice would give old offsets other bytes: refused, with why.
+    for (auto d : {KeyDirDirection::Both, KeyDirDirection::Incoming}) {
+        try {
+            (void)with(d);
+            FAIL() << "index built for \"outgoing\" opened as " << key_dir_direction_name(d);
+        } catch (const std::runtime_error& e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find((root / "idx").string()), std::string::npos) << m;
+            EXPECT_NE(m.find("built with key_dir_direction = \"outgoing\""), std::string::npos) << m;
+            EXPECT_NE(m.find(std::string("now says \"") + std::string(key_dir_direction_name(d)) + "\""), std::string::npos) << m;
+        }
+    }
+    { auto a = with(KeyDirDirection::Outgoing); }
+    // A direction line after a file line, or an unknown direction, does not parse.
+    std::ofstream(root / "idx2") << "qkd-kme key-file index v1\n32 0001\ndirection outgoing\n";
+    std::ofstream(root / "idx3") << "qkd-kme key-file index v1\ndirection sideways\n";
+    for (const char* name : {"idx2", "idx3"}) {
+        try {
+            (void)open("KME_A", "KME_B", name);
+            FAIL() << name << " parsed";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find(std::string(name) + ":"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("direction"), std::string::npos) << e.what();
+        }
+    }
+}

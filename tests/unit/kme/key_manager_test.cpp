@@ -705,6 +705,57 @@ TEST_F(FilePair, AnEmptyFolderIs503NamingIt) {
     EXPECT_EQ(to_b->calls, 0);
 }
 
+TEST_F(FilePair, AOneWayLinkGivesWholeFilesToItsDirectionAndNothingToTheOther) {
+    // Gateways where SAE_A always asks first (always master): key_dir_direction "outgoing" on
+    // KME_A, "incoming" on KME_B, and every byte of a file goes KME_A->KME_B.
+    ca.peers[0].link.key_dir_direction = KeyDirDirection::Outgoing;
+    cb.peers[0].link.key_dir_direction = KeyDirDirection::Incoming;
+    restart();  // no file indexed yet: the indexes take the new choice
+    const auto f = pattern(256, 7);
+    drop(dir_a, "0001", f);
+    drop(dir_b, "0001", f);
+    clock.advance(std::chrono::seconds(1));
+    EXPECT_EQ(a->status("SAE_A", "SAE_B")->stored_key_count, 8);  // 256 bytes / 32-byte keys: twice the split link's
+    for (int i = 0; i < 8; ++i) {
+        auto m = enc("SAE_A", "SAE_B");
+        ASSERT_TRUE(m) << i << ": " << m.error().message;
+        EXPECT_EQ(bytes(m->keys[0].key), part(f, 32 * static_cast<std::size_t>(i), 32)) << i;
+        auto s = dec(*b, "SAE_B", "SAE_A", {m->keys[0].key_ID});
+        ASSERT_TRUE(s) << i << ": " << s.error().message;
+        EXPECT_TRUE(qkd::ct_equal(s->keys[0].key, m->keys[0].key)) << i;
+    }
+    EXPECT_FALSE(enc("SAE_A", "SAE_B"));  // used up
+    // KME_B's SAEs cannot be masters on this link, and the error says why.
+    auto mb = call([&](auto done) { b->get_key("SAE_B", "SAE_A", {}, done); });
+    ASSERT_FALSE(mb);
+    EXPECT_EQ(mb.error().status, 503);
+    EXPECT_NE(mb.error().message.find("key_dir_direction = \"incoming\""), std::string::npos) << mb.error().message;
+}
+
+TEST_F(FilePair, TwoEndsThatBothClaimTheFilesAreToldSo) {
+    ca.peers[0].link.key_dir_direction = KeyDirDirection::Outgoing;
+    cb.peers[0].link.key_dir_direction = KeyDirDirection::Outgoing;  // should be "incoming"
+    restart();
+    const auto f = pattern(16384, 8);  // room beyond the high-water mark after the restart below
+    drop(dir_a, "0001", f);
+    drop(dir_b, "0001", f);
+    clock.advance(std::chrono::seconds(1));
+    auto m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("key_dir_direction = \"outgoing\" on KME_B"), std::string::npos) << m.error().message;
+    // One end splitting the files while the other uses them whole: the check values differ.
+    cb.peers[0].link.key_dir_direction = KeyDirDirection::Both;
+    std::filesystem::remove(cb.state_db + ".keyfiles-KME_A");  // KME_B's link starts afresh
+    restart();
+    clock.advance(std::chrono::seconds(1));
+    m = enc("SAE_A", "SAE_B");
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().status, 503);
+    EXPECT_NE(m.error().message.find("do not hold the same key material"), std::string::npos) << m.error().message;
+    EXPECT_NE(m.error().message.find("one-way KME_A->KME_B"), std::string::npos) << m.error().message;
+}
+
 TEST_F(FilePair, AFileThatCannotBeReadIs503AndTheSlaveKeepsItsKey) {
     const auto f = pattern(256, 3);
     drop(dir_a, "0001", f);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "qkd/kme/key_file_index.hpp"
+
 namespace qkd::kme {
 
 struct ConfigError : std::runtime_error {
@@ -28,6 +30,7 @@ struct Outage {
 // seed, or (peers only) fed by the key files a QKD device drops in key_dir (key_files.hpp).
 struct LinkConfig {
     std::string key_dir;             // set: key material from files; the emulation keys below are unused
+    KeyDirDirection key_dir_direction = KeyDirDirection::Both;  // key_dir only: which way the files go
     std::string seed_file;           // 32+ bytes shared by both ends (hex text)
     double key_rate_bps = 1e6;       // secret key rate in bits/s
     bool start_full = true;          // the device buffer is full when the KME starts

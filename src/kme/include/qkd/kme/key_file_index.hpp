@@ -8,6 +8,9 @@
 //   qkd-kme key-file index v1        first line
 //   <size> <name>                    one line per file: size in bytes (1 .. kMaxKeyFileBytes),
 //                                    name as in key_dir; names in increasing byte order
+//   direction <outgoing|incoming>    optional, before the first file line: every file is used
+//                                    whole, for that direction only (KeyDirDirection); without
+//                                    it each file is split in halves, one per direction
 //   mark <offset>                    the outgoing direction may have been allocated below
 //                                    <offset> (written, fsynced, before the allocation that
 //                                    passes the previous mark); increasing; between file lines
@@ -25,6 +28,14 @@ namespace qkd::kme {
 
 inline constexpr std::uint64_t kMaxKeyFileBytes = 64ull << 20;  // a larger key file is refused
 inline constexpr std::size_t kMaxKeyFileName = 255;            // NAME_MAX
+
+// Which way a key-file link's files go (config `[[peer]] key_dir_direction`): each file split in
+// halves, one per direction (Both), or each file whole for keys whose master SAE is attached to
+// this KME (Outgoing) or to the peer KME (Incoming). The two KMEs of a link must agree (Outgoing
+// on one, Incoming on the other), and a link keeps its choice for as long as its index lives:
+// offsets mean other file bytes under another choice.
+enum class KeyDirDirection { Both, Outgoing, Incoming };
+std::string_view key_dir_direction_name(KeyDirDirection d);  // "both", "outgoing", "incoming"
 
 struct IndexedFile {
     std::string name;
@@ -63,6 +74,11 @@ public:
     const std::vector<IndexedFile>& loaded() const { return loaded_; }
     // The highest "mark" line (read at start or appended since); 0 if none.
     std::uint64_t mark() const;
+    // The direction the index was built for (Both for an index without a direction line). An
+    // index that holds no file yet takes `d` (its line is appended and fsynced); one that does
+    // must have been built for `d`: false otherwise, and `error` says why and what to do.
+    bool settle_direction(KeyDirDirection d, std::string& error);
+    KeyDirDirection direction() const;
     // Appends the entries and fsyncs. On failure nothing is indexed (a partial write is cut off
     // again) and `error` says why. Thread-safe.
     bool append(const std::vector<IndexedFile>& files, std::string& error);
@@ -82,6 +98,7 @@ private:
     mutable std::mutex mu_;   // appends
     std::uint64_t size_ = 0;  // bytes of complete lines
     std::uint64_t mark_ = 0;
+    KeyDirDirection direction_ = KeyDirDirection::Both;
     bool broken_ = false;
     KeyFileIndexFault fault_;
     std::vector<IndexedFile> loaded_;

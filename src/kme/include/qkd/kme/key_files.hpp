@@ -7,7 +7,8 @@
 // name order; the first floor(n/2) bytes of a file extend the stream whose master KME has the
 // byte-wise smaller KME ID, the next floor(n/2) bytes the other direction's (an odd last byte is
 // dropped). A direction's stream is the concatenation of its halves in name order, so an offset
-// names the same bytes on both KMEs.
+// names the same bytes on both KMEs. A link used one way only (key_dir_direction, one KME
+// "outgoing" and the other "incoming") uses each file whole for that direction instead.
 //
 // The index (key_file_index.hpp) keeps the order and sizes across restarts, and the outgoing
 // high-water mark; key bytes are read from the files on demand (pread straight into the caller's
@@ -45,6 +46,9 @@ struct KeyFileLinkOptions {
     std::size_t max_dir_entries = kMaxKeyDirEntries;  // a longer listing is incomplete: nothing new is taken
     std::chrono::steady_clock::duration forced_scan_interval = kForcedScanInterval;  // real (steady) time
     std::chrono::steady_clock::duration wipe_retry = kWipeRetry;
+    // Both: each file split in halves as above. Outgoing / Incoming: each file used whole by that
+    // direction alone (the other one has no material), and deleted once that direction is past it.
+    KeyDirDirection direction = KeyDirDirection::Both;
 };
 
 struct KeyFileLink {
