@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -336,57 +335,6 @@ Config parse_config(const std::string& text, const std::string& file) {
                                                                  d, it->second, cfg.peers[it->second].kme_id));
     }
     return cfg;
-}
-
-void check_key_dirs(const Config& cfg) {
-    // What parse_config cannot see: the folders themselves. Each key_dir must be an existing
-    // directory, and no other link's, nor the folder of this KME's own files (the state database
-    // and the key-file indexes next to it, certificates, keys, seeds, the configuration): every
-    // regular file in key_dir is taken as key material.
-    struct Id {
-        dev_t dev;
-        ino_t ino;
-        bool operator==(const Id&) const = default;
-    };
-    auto id_of = [](const std::string& p, Id& out) {
-        struct stat st {};
-        if (::stat(p.c_str(), &st) != 0) return false;
-        out = Id{st.st_dev, st.st_ino};
-        return true;
-    };
-    auto parent = [](const std::string& f) {
-        auto d = fs::path(f).parent_path();
-        return d.empty() ? std::string(".") : d.string();
-    };
-    std::vector<std::pair<std::string, std::string>> own;  // (what, folder)
-    own.emplace_back("kme.state_db", parent(cfg.state_db));
-    own.emplace_back("kme.cert", parent(cfg.cert));
-    own.emplace_back("kme.key", parent(cfg.key));
-    own.emplace_back("kme.ca", parent(cfg.ca));
-    own.emplace_back("the configuration file", parent(cfg.file));
-    if (!cfg.local_link.seed_file.empty()) own.emplace_back("local_link.link_seed_file", parent(cfg.local_link.seed_file));
-    for (std::size_t i = 0; i < cfg.peers.size(); ++i)
-        if (!cfg.peers[i].link.seed_file.empty()) own.emplace_back(fmt::format("peer[{}].link_seed_file", i), parent(cfg.peers[i].link.seed_file));
-    std::vector<std::pair<std::size_t, Id>> seen;
-    for (std::size_t i = 0; i < cfg.peers.size(); ++i) {
-        const auto& d = cfg.peers[i].link.key_dir;
-        if (d.empty()) continue;
-        const auto key = fmt::format("peer[{}].key_dir", i);
-        auto fail = [&](const std::string& what) { throw ConfigError(fmt::format("{}: key '{}': {}", cfg.file, key, what)); };
-        struct stat st {};
-        if (::stat(d.c_str(), &st) != 0)
-            fail(fmt::format("cannot use \"{}\": {}; expected the folder the QKD device drops key files in", d, std::strerror(errno)));
-        if (!S_ISDIR(st.st_mode)) fail(fmt::format("\"{}\" is not a directory; expected the folder the QKD device drops key files in", d));
-        const Id me{st.st_dev, st.st_ino};
-        for (const auto& [j, other] : seen)
-            if (other == me)
-                fail(fmt::format("\"{}\" is the same folder as peer[{}].key_dir ({}); each link needs a folder of its own", d, j, cfg.peers[j].kme_id));
-        for (const auto& [what, folder] : own)
-            if (Id o{}; id_of(folder, o) && o == me)
-                fail(fmt::format("\"{}\" also holds {} (every file in key_dir is taken as key material): give the key files a folder of their own",
-                                 d, what));
-        seen.emplace_back(i, me);
-    }
 }
 
 Config load_config(const std::string& path) {

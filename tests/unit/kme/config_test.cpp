@@ -170,6 +170,41 @@ TEST(KmeConfig, EachKeyDirIsAFolderOfItsOwn) {
     fs::remove_all(d);
 }
 
+TEST(KmeConfig, AKeyDirThatAnIndexOfAnotherPeerListsIsRefused) {
+    // The peer KME renamed: the link gets a new, empty index (named after the peer), which would
+    // take the files still in key_dir from their first byte again.
+    namespace fs = std::filesystem;
+    const fs::path d = kmetest::temp_dir("staleindex");
+    fs::create_directories(d / "keys/ab");
+    fs::create_directories(d / "state");
+    kmetest::write(d / "keys/ab/000001", std::string(16, 'k'));
+    kmetest::write(d / "keys/ab/000002", std::string(16, 'k'));
+    std::string text = kGood;
+    text.replace(text.find("link_seed_file"), std::string::npos, "key_dir = \"keys/ab\"\n");
+    kmetest::write(d / "a.toml", text);
+    auto load = [&]() -> std::string {
+        try {
+            qkd::kme::load_config((d / "a.toml").string());
+        } catch (const ConfigError& e) {
+            return e.what();
+        }
+        return "";
+    };
+    EXPECT_EQ(load(), "");  // a first start: no index anywhere
+    const fs::path stale = d / "state/a.db.keyfiles-KME_OLD";
+    kmetest::write(stale, "qkd-kme key-file index v1\n16 000000\n");
+    EXPECT_EQ(load(), "");  // another link's index that lists none of these files
+    kmetest::write(stale, "qkd-kme key-file index v1\n16 000000\n16 000001\nmark 4112\n");
+    auto e = load();
+    EXPECT_NE(e.find("a.toml: key 'peer[0].key_dir': \"" + (d / "keys/ab").string() + "\" holds the key file \"000001\""), std::string::npos) << e;
+    EXPECT_NE(e.find(stale.string()), std::string::npos) << e;
+    EXPECT_NE(e.find("peer KME \"KME_OLD\" (was the peer KME renamed?)"), std::string::npos) << e;
+    // A link that has its index keeps its offsets: nothing to fear.
+    kmetest::write(d / "state/a.db.keyfiles-KME_B", "qkd-kme key-file index v1\n");
+    EXPECT_EQ(load(), "");
+    fs::remove_all(d);
+}
+
 TEST(KmeConfig, CpuAffinityIsAListOfCpus) {
     EXPECT_TRUE(parse_config(kGood, "/etc/kme/a.toml").cpu_affinity.empty());  // not pinned unless asked
     EXPECT_EQ(parse_config(kGood, "/etc/kme/a.toml").max_connections, 10000u);
