@@ -15,6 +15,13 @@ ike::IpAddr v4(std::uint32_t a) {
 
 Result<ike::GatewayConfig, DaemonError> to_gateway_config(const GatewayEntry& g, const DaemonSettings& d) {
     auto bad = [&](std::string m) { return Fail{DaemonError{Errc::config_value, "gateway '" + g.name + "': " + std::move(m)}}; };
+    // A qkd section is a promise that no SA comes up without a QKD key. Until the engine mixes QKD
+    // keys into the key schedule, such a gateway is refused rather than run on DH and PSK alone
+    // (a security setting that is parsed and ignored fails open).
+    if (g.qkd)
+        return bad("has a qkd section (profile \"" + g.qkd->profile + "\", peer_sae_id \"" + g.qkd->peer_sae_id +
+                   "\"), but this qkdgated cannot yet mix QKD keys into IKEv2; refusing to bring the tunnel up "
+                   "without the QKD key it requires. Remove the qkd section to run on Diffie-Hellman and the PSK alone");
     ike::GatewayConfig c;
     c.name = g.name;
     c.local = ike::Endpoint{v4(g.local_address), g.local_port != 500 ? g.local_port : d.ike_port};

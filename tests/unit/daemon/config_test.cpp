@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "qkd/daemon/config.hpp"
+#include "qkd/daemon/convert.hpp"
 
 using namespace qkd::daemon;
 
@@ -135,6 +136,14 @@ TEST(Config, FullGatewayParses) {
     EXPECT_EQ(g.qkd->timeout.count(), 5);
     EXPECT_EQ(c->find("east"), &g);
     EXPECT_EQ(c->find("west"), nullptr);
+    // Issue 16 step 0: until QKD keys are mixed into IKEv2, a gateway with a qkd section must not
+    // come up on DH and PSK alone (fail closed), whatever its mode.
+    auto gc = to_gateway_config(g, c->daemon);
+    ASSERT_FALSE(gc);
+    EXPECT_NE(gc.error().message.find("qkd section"), std::string::npos) << gc.error().message;
+    EXPECT_NE(gc.error().message.find("kme-a"), std::string::npos) << gc.error().message;
+    g.qkd.reset();
+    EXPECT_TRUE(to_gateway_config(g, c->daemon)) << "the same gateway without its qkd section starts";
 }
 
 // One negative test per rule: each error names the problem.
