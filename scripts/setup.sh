@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs every Debian package qkdgate needs and builds the release binaries into build/release/bin.
+# Installs every Debian package qkdgate needs (scripts/packages.txt) and builds the release binaries
+# into build/release/bin. It installs only what the product needs to build and run: test peers and
+# reference servers are installed by the test command (scripts/test-setup.sh), and nothing that runs
+# on the machine is stopped, started or enabled here.
 # Usage: scripts/setup.sh [--deps-only]   (as root, or with sudo available)
-#   --deps-only: install the packages and test tools, do not build (CI: the test command builds)
+#   --deps-only: install the packages, do not build (CI: the test command builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,22 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || true
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# npm (for Node.js 24 below): Debian's package only when no npm is on the PATH. A NodeSource nodejs
-# bundles npm and conflicts with Debian's npm package; that combination must not fail the set-up.
-if ! command -v npm >/dev/null 2>&1; then
-  echo "setup: installing npm"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm \
-    || echo "setup: Debian's npm could not be installed (PQ TLS interop tests will be skipped)"
-fi
-# nginx is used as a reference server by tests and benchmarks only; do not leave Debian's default
-# site running on port 80.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
-$SUDO pkill -x nginx 2>/dev/null || true
-
-# Test tools that do not come as Debian packages: Node.js 24 (OpenSSL 3.5) from the npm registry
-# for the post-quantum TLS interop tests. Failure only makes those tests skip with the reason.
-scripts/get-node24.sh >/dev/null 2>&1 || echo "setup: Node.js 24 not installed (PQ TLS interop tests will be skipped)"
-
 if [ "${1:-}" = "--deps-only" ]; then
   echo "setup: dependencies installed"
   exit 0

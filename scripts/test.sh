@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+# What the tests need on top of the product (test peers, reference servers, Node.js 24).
+scripts/test-setup.sh
+
 # The xfrm (kernel ESP) end-to-end test runs in the QEMU VM of shared/tools/kernel-vm when it is
 # there (this machine's kernel has no ESP); QKD_KERNEL_VM names its run-in-vm.sh.
 if [ -z "${QKD_KERNEL_VM:-}" ]; then

@@ -1,7 +1,7 @@
 #!/bin/bash
 # libreswan 4.10 from Debian 12, unpacked (not installed: its package conflicts with strongSwan's)
 # into /opt/libreswan-4.10. Its shared-library dependencies are ordinary packages listed in
-# scripts/packages.txt. Idempotent; needs root and apt access.
+# scripts/test-packages.txt. Idempotent; needs root and apt access.
 set -euo pipefail
 root=${LSW_ROOT:-/opt/libreswan-4.10}
 [ -x "$root/usr/libexec/ipsec/pluto" ] && exit 0
