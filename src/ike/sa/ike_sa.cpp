@@ -1,5 +1,7 @@
 #include "ike_sa.hpp"
 
+#include "../tasks/task.hpp"
+
 namespace qkd::ike {
 
 std::string_view to_string(SaState s) {
@@ -14,6 +16,17 @@ std::string_view to_string(SaState s) {
     }
     return "?";
 }
+
+// Out of line: ExchangeTask is complete only here.
+Outstanding::Outstanding() = default;
+Outstanding::~Outstanding() = default;
+Outstanding::Outstanding(Outstanding&&) noexcept = default;
+Outstanding& Outstanding::operator=(Outstanding&&) noexcept = default;
+const Task& Outstanding::spec() const { return task->spec(); }
+PendingResponse::PendingResponse() = default;
+PendingResponse::~PendingResponse() = default;
+PendingResponse::PendingResponse(PendingResponse&&) noexcept = default;
+PendingResponse& PendingResponse::operator=(PendingResponse&&) noexcept = default;
 
 bool transition(IkeSa& sa, SaState to) {
     bool ok = false;

@@ -3,11 +3,13 @@
 // transitions (STYLE.md habit 5). Parsers never touch these; tasks do.
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "../keymat/keymat.hpp"
+#include "key_exchange.hpp"
 #include "../wire/message.hpp"
 #include "qkd/crypto/ke.hpp"
 #include "qkd/crypto/prf.hpp"
@@ -43,7 +45,8 @@ struct ChildSa {
     std::vector<std::uint8_t> created_ni, created_nr;
 };
 
-// An exchange we started and await the response to (window size 1, RFC 7296 2.3).
+// What an exchange we start is about (window size 1, RFC 7296 2.3): queued as plain data, made
+// into a task object (tasks/task.hpp) when it starts.
 enum class TaskKind { IkeInit, IkeAuth, ChildRekey, IkeRekey, DeleteChild, DeleteIke, Dpd };
 
 struct Task {
@@ -53,21 +56,35 @@ struct Task {
     TaskKind kind = TaskKind::Dpd;
     std::uint64_t child_id = 0;             // ChildRekey / DeleteChild
     std::vector<std::uint32_t> delete_spis; // DeleteChild: our inbound SPIs
-    // CREATE_CHILD_SA state
-    std::vector<std::uint8_t> nonce;
-    std::optional<crypto::KeyExchange> ke;
-    std::uint32_t new_spi_in = 0;
-    std::uint64_t new_ike_spi = 0;
-    crypto::KeGroup ke_group = crypto::KeGroup::None;  // after INVALID_KE_PAYLOAD
+    crypto::KeGroup ke_group = crypto::KeGroup::None;  // CREATE_CHILD_SA after INVALID_KE_PAYLOAD
     unsigned attempts = 0;
 };
 
+class ExchangeTask;
+
+// Our request in flight, or (waiting) a task whose request waits for an outside input.
 struct Outstanding {
-    Task task;
+    Outstanding();
+    ~Outstanding();
+    Outstanding(Outstanding&&) noexcept;
+    Outstanding& operator=(Outstanding&&) noexcept;
+    std::unique_ptr<ExchangeTask> task;
     std::uint32_t message_id = 0;
     std::vector<std::vector<std::uint8_t>> packets;
     unsigned tries = 0;
     TimePoint next_send{};
+    bool waiting = false;
+    const Task& spec() const;
+};
+
+// A peer's request whose responder task waits (tasks/task.hpp): not answered yet.
+struct PendingResponse {
+    PendingResponse();
+    ~PendingResponse();
+    PendingResponse(PendingResponse&&) noexcept;
+    PendingResponse& operator=(PendingResponse&&) noexcept;
+    std::unique_ptr<ExchangeTask> task;
+    std::uint32_t message_id = 0;
 };
 
 // RFC 7383 2.6: fragments of one message being received (bounded by kMaxFragments and
@@ -95,7 +112,7 @@ struct IkeSa {
     crypto::KeGroup group = crypto::KeGroup::None;
     std::optional<crypto::Prf> prf;
     std::vector<std::uint8_t> nonce_i, nonce_r;
-    std::optional<crypto::KeyExchange> ke;  // during IKE_SA_INIT only
+    KeyExchanges kex;  // the IKE SA's key exchanges (IKE_SA_INIT); private keys only while in use
     SecretBytes sk_d, sk_pi, sk_pr;
     std::optional<wire::SkCrypter> crypter;
     std::vector<std::uint8_t> init_request, init_response;  // RealMessage1/2 for AUTH
@@ -115,6 +132,7 @@ struct IkeSa {
     std::optional<std::uint32_t> last_response_id;
     std::vector<std::vector<std::uint8_t>> last_response;  // cached for retransmitted requests
     std::optional<Outstanding> active;
+    std::optional<PendingResponse> responding;  // the peer's request we answer once a task resumes
     std::deque<Task> queue;
     // RFC 7383 reassembly: fragments of the message being received
     std::optional<Reassembly> reassembly;

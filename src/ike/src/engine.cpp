@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "impl.hpp"
+#include "../tasks/task.hpp"  // ExchangeTask is complete here (send_request)
 
 namespace qkd::ike {
 
@@ -108,7 +109,8 @@ wire::Header Engine::Impl::header(const IkeSa& sa, ExchangeType ex, bool respons
     return h;
 }
 
-void Engine::Impl::send_request(IkeSa& sa, Task task, ExchangeType ex, const std::vector<Payload>& payloads) {
+void Engine::Impl::send_request(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const std::vector<Payload>& payloads) {
+    const ExchangeType ex = task->exchange();
     Outstanding o;
     o.task = std::move(task);
     o.message_id = sa.next_request_id++;
@@ -119,6 +121,7 @@ void Engine::Impl::send_request(IkeSa& sa, Task task, ExchangeType ex, const std
                                            sa.fragmentation ? opts.fragment_size - 28 : 0);
     o.next_send = now() + opts.retransmit_base;
     for (const auto& p : o.packets) send_raw(sa.local, sa.remote, p);
+    if (ex == ExchangeType::IkeSaInit) sa.init_request = o.packets.front();  // RealMessage1 (2.15)
     sa.active = std::move(o);
 }
 
@@ -129,26 +132,8 @@ void Engine::Impl::send_response(IkeSa& sa, ExchangeType ex, std::uint32_t mid, 
         sa.last_response = wire::encode_encrypted(header(sa, ex, true, mid), payloads, *sa.crypter,
                                                   sa.fragmentation ? opts.fragment_size - 28 : 0);
     sa.last_response_id = mid;
+    if (ex == ExchangeType::IkeSaInit) sa.init_response = sa.last_response.front();  // RealMessage2 (2.15)
     for (const auto& p : sa.last_response) send_raw(sa.local, sa.remote, p);
-}
-
-void Engine::Impl::queue_task(IkeSa& sa, Task task) {
-    if (sa.queue.size() >= kMaxQueuedTasks) return;
-    for (const auto& t : sa.queue)
-        if (t.kind == task.kind && t.child_id == task.child_id) return;  // already queued
-    sa.queue.push_back(std::move(task));
-    start_next_task(sa);
-}
-
-void Engine::Impl::start_next_task(IkeSa& sa) {
-    while (!sa.active && !sa.queue.empty() && sa.state == SaState::Established) {
-        Task t = std::move(sa.queue.front());
-        sa.queue.pop_front();
-        if (t.kind == TaskKind::ChildRekey || t.kind == TaskKind::IkeRekey)
-            begin_create_child(sa, t);
-        else
-            begin_informational(sa, t);
-    }
 }
 
 // ---------------------------------------------------------------- receiving
@@ -194,10 +179,15 @@ void Engine::Impl::on_datagram(const Endpoint& local, const Endpoint& remote, Da
 void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const OuterMessage& outer) {
     const wire::Header& h = outer.header;
     if (h.is_response()) {
-        if (!sa.active || sa.active->message_id != h.message_id) {
+        if (!sa.active || sa.active->waiting || sa.active->message_id != h.message_id) {
             ++stats.dropped;  // late retransmit or unsolicited
             return;
         }
+    } else if (sa.responding) {
+        // Our answer to the last request waits for an outside input (tasks/task.hpp); the
+        // retransmission is answered from the cache once it exists. Window size 1 (2.3).
+        ++stats.dropped;
+        return;
     } else if (sa.last_response_id && h.message_id == *sa.last_response_id) {
         // RFC 7296 2.1: a retransmitted request is answered with the cached response. Only the
         // first fragment triggers the resend (RFC 7383 2.6.1).
@@ -272,30 +262,6 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
     dispatch(sa, m);
 }
 
-void Engine::Impl::dispatch(IkeSa& sa, const Message& m) {
-    const wire::Header& h = m.header;
-    if (!h.is_response()) {
-        sa.expected_request = h.message_id + 1;
-        switch (h.exchange) {
-            case ExchangeType::IkeAuth: process_auth_request(sa, m); break;
-            case ExchangeType::CreateChildSa: process_create_child_request(sa, m); break;
-            case ExchangeType::Informational: process_informational_request(sa, m); break;
-            default:
-                send_response(sa, h.exchange, h.message_id, {wire::make_notify(wire::NotifyType::InvalidSyntax)});
-        }
-        return;
-    }
-    Outstanding done = std::move(*sa.active);
-    sa.active.reset();
-    switch (done.task.kind) {
-        case TaskKind::IkeAuth: process_auth_response(sa, m); break;
-        case TaskKind::ChildRekey:
-        case TaskKind::IkeRekey: process_create_child_response(sa, done.task, m); break;
-        default: process_informational_response(sa, done.task, m); break;
-    }
-    if (sa.state != SaState::Dead) start_next_task(sa);
-}
-
 // ---------------------------------------------------------------- timers
 
 void Engine::Impl::on_timer() {
@@ -308,12 +274,12 @@ void Engine::Impl::on_timer() {
             destroy(*sa, "half-open IKE SA timed out", false);
             continue;
         }
-        if (sa->active && t >= sa->active->next_send) {
+        if (sa->active && !sa->active->waiting && t >= sa->active->next_send) {
             auto& o = *sa->active;
             if (o.tries >= opts.retransmit_tries) {
                 // An unanswered DELETE still ends the SA (the peer may have deleted it and lost
                 // our answer); anything else means the peer is gone.
-                const bool deleting = o.task.kind == TaskKind::DeleteIke;
+                const bool deleting = o.spec().kind == TaskKind::DeleteIke;
                 destroy(*sa, deleting ? "DELETE not confirmed by peer; closed" : "peer did not answer " + std::to_string(o.tries + 1) + " transmissions", !deleting);
                 continue;
             }
@@ -359,7 +325,7 @@ std::optional<TimePoint> Engine::Impl::next_deadline() const {
     };
     for (const auto& [spi, sa] : sas) {
         if (sa->state == SaState::Dead) continue;
-        if (sa->active) consider(sa->active->next_send);
+        if (sa->active && !sa->active->waiting) consider(sa->active->next_send);
         if (sa->state == SaState::InitDone) consider(sa->created + kHalfOpenTimeout);
         if (sa->state != SaState::Established) continue;
         consider(sa->expire_at);

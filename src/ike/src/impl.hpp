@@ -10,6 +10,9 @@
 
 namespace qkd::ike {
 
+class ExchangeTask;
+struct Step;
+
 using wire::Message;
 using wire::OuterMessage;
 using wire::Payload;
@@ -60,13 +63,19 @@ struct Engine::Impl {
     };
     AuthChoice gateway_for_auth(const IkeSa& sa, const Identity& idi, const Identity* idr) const;
 
-    // --- sending (engine.cpp)
+    // --- sending and tasks (engine.cpp; the exchanges are task objects in tasks/, task.hpp)
     void send_raw(const Endpoint& local, const Endpoint& remote, Datagram bytes);
     wire::Header header(const IkeSa& sa, wire::ExchangeType ex, bool response, std::uint32_t mid) const;
-    void send_request(IkeSa& sa, Task task, wire::ExchangeType ex, const std::vector<Payload>& payloads);
+    void send_request(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const std::vector<Payload>& payloads);
     void send_response(IkeSa& sa, wire::ExchangeType ex, std::uint32_t mid, const std::vector<Payload>& payloads);
     void queue_task(IkeSa& sa, Task task);
     void start_next_task(IkeSa& sa);
+    // Runs build_i and sends the request (or parks the task when it waits).
+    void start_task(IkeSa& sa, std::unique_ptr<ExchangeTask> task);
+    // Answers request `mid` as the responder task's step says (or parks it when it waits).
+    void respond(IkeSa& sa, wire::ExchangeType ex, std::uint32_t mid, std::unique_ptr<ExchangeTask> task, const Step& step);
+    // After process_i (or a resumed initiator task): another round, parked, or the next task.
+    void after_response(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const Step& step);
 
     // --- dispatch (engine.cpp)
     void on_datagram(const Endpoint& local, const Endpoint& remote, Datagram bytes);
@@ -85,29 +94,15 @@ struct Engine::Impl {
     ChildSaRef ref(const IkeSa& sa, const ChildSa& c) const { return {sa.gateway, c.id, c.spi_in, c.spi_out}; }
     bool use_encap(const IkeSa& sa) const;
 
-    // --- tasks/ike_init.cpp
+    // --- tasks/ike_init.cpp: the stateless gate before an IKE_SA_INIT request gets an SA
     Result<std::uint64_t, EngineError> initiate(const GatewayConfig& gw);
-    void build_init_request(IkeSa& sa);
     void process_init_request(const Endpoint& local, const Endpoint& remote, const OuterMessage& m, Datagram raw);
     void process_init_response(IkeSa& sa, const OuterMessage& m, Datagram raw);
     std::vector<Payload> nat_detection(const IkeSa& sa, std::uint64_t spi_r) const;
     void check_nat(IkeSa& sa, const std::vector<Payload>& payloads, std::uint64_t spi_r);
 
-    // --- tasks/ike_auth.cpp
-    void build_auth_request(IkeSa& sa);
-    void process_auth_request(IkeSa& sa, const Message& m);
-    void process_auth_response(IkeSa& sa, const Message& m);
-
-    // --- tasks/create_child.cpp
-    void begin_create_child(IkeSa& sa, Task& task);
-    void process_create_child_request(IkeSa& sa, const Message& m);
-    void process_create_child_response(IkeSa& sa, Task& task, const Message& m);
+    // --- tasks/ike_rekey.cpp, tasks/informational.cpp
     void adopt_rekeyed(IkeSa& old_sa, IkeSa& new_sa);
-
-    // --- tasks/informational.cpp
-    void begin_informational(IkeSa& sa, Task& task);
-    void process_informational_request(IkeSa& sa, const Message& m);
-    void process_informational_response(IkeSa& sa, Task& task, const Message& m);
     void remove_child(IkeSa& sa, std::uint64_t child_id, bool notify_sink);
 };
 

@@ -104,7 +104,7 @@ IkeSaInfo Engine::Impl::info(const IkeSa& sa) const {
     switch (sa.state) {
         case SaState::New: case SaState::InitSent: case SaState::InitDone: case SaState::AuthSent: i.state = IkeSaState::Connecting; break;
         case SaState::Established:
-            i.state = sa.rekeyed_to || (sa.active && sa.active->task.kind == TaskKind::IkeRekey) ? IkeSaState::Rekeying
+            i.state = sa.rekeyed_to || (sa.active && sa.active->spec().kind == TaskKind::IkeRekey) ? IkeSaState::Rekeying
                                                                                                   : IkeSaState::Established;
             break;
         case SaState::Deleting: i.state = IkeSaState::Deleting; break;

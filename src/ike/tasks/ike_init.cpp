@@ -3,7 +3,7 @@
 //
 //   HDR, SAi1, KEi, Ni, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]  -->
 //                 <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]
-#include "../src/impl.hpp"
+#include "task.hpp"
 #include "qkd/crypto/digest.hpp"
 
 namespace qkd::ike {
@@ -77,7 +77,7 @@ void Engine::Impl::check_nat(IkeSa& sa, const std::vector<Payload>& payloads, st
 Result<std::uint64_t, EngineError> Engine::Impl::initiate(const GatewayConfig& gw) {
     IkeSa& sa = new_sa(gw, true);
     sa.group = gw.ike_proposals.front().ke.front();
-    build_init_request(sa);
+    start_task(sa, make_ike_init(*this));
     if (sa.state == SaState::Dead) {
         reap();
         return Err{EngineError{EngineErrc::Crypto, "could not create a key exchange for gateway \"" + gw.name + "\""}};
@@ -85,33 +85,149 @@ Result<std::uint64_t, EngineError> Engine::Impl::initiate(const GatewayConfig& g
     return sa.id;
 }
 
-void Engine::Impl::build_init_request(IkeSa& sa) {
-    const GatewayConfig* gw = gateway(sa.gateway);
-    // RFC 7296 2.6: a retry after COOKIE keeps every other payload unchanged.
-    if (sa.nonce_i.empty()) sa.nonce_i = random_nonce();
-    if (!sa.ke || sa.ke->group() != sa.group) {
-        auto ke = crypto::KeyExchange::generate(sa.group);
-        if (!ke) {
-            destroy(sa, ke.error().message, true);
-            return;
-        }
-        sa.ke.emplace(std::move(ke).value());
-    }
-    std::vector<Payload> p;
-    if (!sa.cookie.empty()) p.push_back(wire::make_notify(NotifyType::Cookie, sa.cookie));
-    p.push_back({PayloadType::Sa, false, ike_sa_payload(gw->ike_proposals, {})});
-    p.push_back({PayloadType::Ke, false,
-                 wire::KePayload{static_cast<std::uint16_t>(sa.group), {sa.ke->public_value().begin(), sa.ke->public_value().end()}}});
-    p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_i}});
-    for (auto& n : nat_detection(sa, 0)) p.push_back(std::move(n));
-    if (gw->fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
-    sa.next_request_id = 0;
-    sa.active.reset();
-    transition(sa, SaState::InitSent);
-    send_request(sa, Task{TaskKind::IkeInit}, ExchangeType::IkeSaInit, p);
-    sa.init_request = sa.active->packets.front();
-}
+namespace {
 
+class IkeInit final : public ExchangeTask {
+public:
+    explicit IkeInit(Engine::Impl& e) : ExchangeTask(e, Task{TaskKind::IkeInit}) {}
+    IkeInit(Engine::Impl& e, const IkeSelection& sel) : ExchangeTask(e, Task{TaskKind::IkeInit}), sel_(sel) {}
+    ExchangeType exchange() const override { return ExchangeType::IkeSaInit; }
+
+    // HDR, [N(COOKIE),] SAi1, KEi, Ni, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]  -->
+    Step build_i(IkeSa& sa, std::vector<Payload>& p) override {
+        const GatewayConfig* gw = e_.gateway(sa.gateway);
+        // RFC 7296 2.6: a retry after COOKIE keeps every other payload unchanged.
+        if (sa.nonce_i.empty()) sa.nonce_i = e_.random_nonce();
+        if (sa.kex.method(0) != sa.group) sa.kex.set_method(0, sa.group);
+        auto kei = sa.kex.build_i(0);
+        if (!kei) {
+            e_.destroy(sa, kei.error().why, true);
+            return Step::abort(kei.error().why);
+        }
+        if (!sa.cookie.empty()) p.push_back(wire::make_notify(NotifyType::Cookie, sa.cookie));
+        p.push_back({PayloadType::Sa, false, ike_sa_payload(gw->ike_proposals, {})});
+        p.push_back({PayloadType::Ke, false, wire::KePayload{static_cast<std::uint16_t>(sa.group), std::move(kei).value()}});
+        p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_i}});
+        for (auto& n : e_.nat_detection(sa, 0)) p.push_back(std::move(n));
+        if (gw->fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
+        sa.next_request_id = 0;
+        sa.active.reset();
+        transition(sa, SaState::InitSent);
+        return Step::done();
+    }
+
+    //                 <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]
+    Step process_i(IkeSa& sa, const Message& msg) override {
+        const GatewayConfig* gw = e_.gateway(sa.gateway);
+        const wire::Header& h = msg.header;
+        if (const auto* c = msg.notify(NotifyType::Cookie)) {
+            // RFC 7296 2.6: retry with the cookie as the first payload.
+            if (sa.init_retries++ >= kMaxInitRetries || c->data.empty() || c->data.size() > 64)
+                return fail(sa, "responder keeps asking for cookies");
+            sa.cookie = c->data;
+            return Step::more();
+        }
+        if (const auto* n = msg.notify(NotifyType::InvalidKePayload)) {
+            // RFC 7296 1.3: restart with the group the responder selected, if we offered it.
+            const auto g = n->data.size() == 2 ? static_cast<crypto::KeGroup>(n->data[0] << 8 | n->data[1]) : crypto::KeGroup::None;
+            bool offered = false;
+            for (const auto& p : gw->ike_proposals)
+                for (auto k : p.ke) offered |= k == g;
+            if (!offered || g == sa.group || sa.init_retries++ >= kMaxInitRetries)
+                return fail(sa, "INVALID_KE_PAYLOAD asks for a group we did not offer");
+            sa.group = g;
+            return Step::more();
+        }
+        if (const auto* err = msg.first_error()) return fail(sa, "peer answered IKE_SA_INIT with " + wire::to_string(err->type));
+        const auto* sar = msg.get<wire::SaPayload>(PayloadType::Sa);
+        const auto* ker = msg.get<wire::KePayload>(PayloadType::Ke);
+        const auto* nr = msg.get<wire::NoncePayload>(PayloadType::Nonce);
+        auto sel = accept_ike(gw->ike_proposals, *sar);
+        if (!sel || sel->group != sa.group || ker->group != static_cast<std::uint16_t>(sa.group) || h.spi_r == 0)
+            return fail(sa, "IKE_SA_INIT response selects a proposal or group we did not offer");
+        if (auto ok = sa.kex.process_i(0, ker->data); !ok) return fail(sa, "responder KE: " + ok.error().why);
+        sa.spi_r = h.spi_r;
+        sa.encr = sel->encr;
+        sa.prf_alg = sel->prf;
+        sa.prf.emplace(sel->prf);
+        sa.nonce_r = nr->data;
+        sa.fragmentation = gw->fragmentation && msg.notify(NotifyType::FragmentationSupported);
+        e_.check_nat(sa, msg.payloads, h.spi_r);
+        if (auto why = derive_keys(sa); !why.empty()) return fail(sa, why);
+        if (e_.use_encap(sa)) {
+            // RFC 7296 2.23: behind a NAT, IKE_AUTH and everything after use port 4500.
+            sa.local.port = 4500;
+            sa.remote.port = 4500;
+        }
+        transition(sa, SaState::AuthSent);
+        e_.start_task(sa, make_ike_auth(e_));
+        return Step::done();
+    }
+
+    // Responder: the gate (process_init_request) has chosen the proposal and checked KEi.
+    Step process_r(IkeSa& sa, const Message& msg) override {
+        const GatewayConfig* gw = e_.gateway(sa.gateway);
+        const auto* kei = msg.get<wire::KePayload>(PayloadType::Ke);
+        sa.encr = sel_.encr;
+        sa.prf_alg = sel_.prf;
+        sa.group = sel_.group;
+        sa.prf.emplace(sel_.prf);
+        sa.nonce_i = msg.get<wire::NoncePayload>(PayloadType::Nonce)->data;
+        sa.kex.set_method(0, sel_.group);
+        auto ker = sa.kex.process_r(0, kei->data);
+        if (!ker) return Step::failed(ker.error().notify, ker.error().why);
+        ker_ = std::move(ker).value();
+        sa.nonce_r = e_.random_nonce();
+        sa.fragmentation = gw->fragmentation && msg.notify(NotifyType::FragmentationSupported);
+        e_.check_nat(sa, msg.payloads, 0);
+        if (auto why = derive_keys(sa); !why.empty()) return Step::failed(NotifyType::NoProposalChosen, why);
+        return Step::done();
+    }
+
+    // <-- HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]
+    Step build_r(IkeSa& sa, std::vector<Payload>& p) override {
+        p.push_back({PayloadType::Sa, false, selected_ike_payload(sel_, {})});
+        p.push_back({PayloadType::Ke, false, wire::KePayload{static_cast<std::uint16_t>(sa.group), ker_}});
+        p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_r}});
+        for (auto& n : e_.nat_detection(sa, sa.spi_r)) p.push_back(std::move(n));
+        if (sa.fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
+        return Step::done();
+    }
+
+    void after_r(IkeSa& sa, const Step&) override {
+        sa.expected_request = 1;
+        transition(sa, SaState::InitDone);
+    }
+
+private:
+    Step fail(IkeSa& sa, const std::string& why) {
+        e_.destroy(sa, why, true);
+        return Step::abort(why);
+    }
+    // RFC 7296 2.14: SKEYSEED = prf(Ni | Nr, g^ir); {SK_d | SK_ai | ... | SK_pr} = prf+(...)
+    std::string derive_keys(IkeSa& sa) {
+        const SecretBytes* g_ir = sa.kex.secret(0);
+        auto skeyseed = keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *g_ir);
+        auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
+        if (!keys) return keys.error().message;
+        sa.crypter = sa.initiator ? wire::SkCrypter::create(keys->sk_ei.view(), keys->sk_er.view())
+                                  : wire::SkCrypter::create(keys->sk_er.view(), keys->sk_ei.view());
+        sa.sk_d = std::move(keys->sk_d);
+        sa.sk_pi = std::move(keys->sk_pi);
+        sa.sk_pr = std::move(keys->sk_pr);
+        return {};
+    }
+
+    IkeSelection sel_;
+    std::vector<std::uint8_t> ker_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExchangeTask> make_ike_init(Engine::Impl& e) { return std::make_unique<IkeInit>(e); }
+
+// The stateless gate: everything an IKE_SA_INIT request must pass before it costs a key
+// generation and an SA (RFC 7296 2.6 cookies, proposal choice, INVALID_KE_PAYLOAD).
 void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& remote, const OuterMessage& m, Datagram raw) {
     const wire::Header& h = m.header;
     if (h.spi_r != 0 || h.message_id != 0 || !wire::check_rules(h, m.encrypted, m.plain)) {
@@ -169,132 +285,36 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
                         wire::make_notify(NotifyType::InvalidKePayload, {std::uint8_t(g >> 8), std::uint8_t(g)}));
         return;
     }
-    auto ke = crypto::KeyExchange::generate(sel->group);
-    if (!ke) {
-        stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::NoProposalChosen));
-        return;
-    }
-    auto g_ir = ke->derive(kei->data);
-    if (!g_ir) {
-        stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::InvalidSyntax));
-        return;
-    }
-
-    // <-- HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(FRAGMENTATION_SUPPORTED)]
     IkeSa& sa = new_sa(*gw, false);
     sa.spi_i = h.spi_i;
     sa.local = local;
     if (unspecified(sa.local.addr)) sa.local.addr = gw->local.addr;
     sa.remote = remote;
-    sa.encr = sel->encr;
-    sa.prf_alg = sel->prf;
-    sa.group = sel->group;
-    sa.prf.emplace(sel->prf);
-    sa.nonce_i = ni->data;
-    sa.nonce_r = random_nonce();
     sa.init_request.assign(raw.begin(), raw.end());
-    sa.fragmentation = gw->fragmentation && msg.notify(NotifyType::FragmentationSupported);
-    check_nat(sa, m.plain, 0);
-    auto skeyseed = keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *g_ir);
-    auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
-    if (!keys) {
-        destroy(sa, keys.error().message, true);
+    auto task = std::make_unique<IkeInit>(*this, *sel);
+    const Step st = task->process_r(sa, msg);
+    if (st.status == Status::Failed) {
+        // Still stateless to the peer: no SA is kept for a request we cannot answer.
+        sas.erase(sa.spi_r);
+        stateless_reply(*this, local, remote, h, *st.error);
         return;
     }
-    sa.crypter = wire::SkCrypter::create(keys->sk_er.view(), keys->sk_ei.view());
-    sa.sk_d = std::move(keys->sk_d);
-    sa.sk_pi = std::move(keys->sk_pi);
-    sa.sk_pr = std::move(keys->sk_pr);
-    std::vector<Payload> p;
-    p.push_back({PayloadType::Sa, false, selected_ike_payload(*sel, {})});
-    p.push_back({PayloadType::Ke, false,
-                 wire::KePayload{static_cast<std::uint16_t>(sa.group), {ke->public_value().begin(), ke->public_value().end()}}});
-    p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_r}});
-    for (auto& n : nat_detection(sa, sa.spi_r)) p.push_back(std::move(n));
-    if (sa.fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
-    send_response(sa, ExchangeType::IkeSaInit, 0, p);
-    sa.init_response = sa.last_response.front();
-    sa.expected_request = 1;
-    transition(sa, SaState::InitDone);
     half_open_by_spi_i[sa.spi_i] = sa.spi_r;
+    respond(sa, ExchangeType::IkeSaInit, 0, std::move(task), st);
 }
 
 void Engine::Impl::process_init_response(IkeSa& sa, const OuterMessage& m, Datagram raw) {
     const wire::Header& h = m.header;
-    if (sa.state != SaState::InitSent || !sa.active || h.message_id != 0 || !wire::check_rules(h, m.encrypted, m.plain)) {
+    if (sa.state != SaState::InitSent || !sa.active || sa.active->waiting || h.message_id != 0 ||
+        !wire::check_rules(h, m.encrypted, m.plain)) {
         ++stats.dropped;
         return;
     }
-    const GatewayConfig* gw = gateway(sa.gateway);
-    Message msg{h, m.plain};
-    if (const auto* c = msg.notify(NotifyType::Cookie)) {
-        // RFC 7296 2.6: retry with the cookie as the first payload.
-        if (sa.init_retries++ >= kMaxInitRetries || c->data.empty() || c->data.size() > 64) {
-            destroy(sa, "responder keeps asking for cookies", true);
-            return;
-        }
-        sa.cookie = c->data;
-        build_init_request(sa);
-        return;
-    }
-    if (const auto* n = msg.notify(NotifyType::InvalidKePayload)) {
-        // RFC 7296 1.3: restart with the group the responder selected, if we offered it.
-        const auto g = n->data.size() == 2 ? static_cast<crypto::KeGroup>(n->data[0] << 8 | n->data[1]) : crypto::KeGroup::None;
-        bool offered = false;
-        for (const auto& p : gw->ike_proposals)
-            for (auto k : p.ke) offered |= k == g;
-        if (!offered || g == sa.group || sa.init_retries++ >= kMaxInitRetries) {
-            destroy(sa, "INVALID_KE_PAYLOAD asks for a group we did not offer", true);
-            return;
-        }
-        sa.group = g;
-        build_init_request(sa);
-        return;
-    }
-    if (const auto* e = msg.first_error()) {
-        destroy(sa, "peer answered IKE_SA_INIT with " + wire::to_string(e->type), true);
-        return;
-    }
-    const auto* sar = msg.get<wire::SaPayload>(PayloadType::Sa);
-    const auto* ker = msg.get<wire::KePayload>(PayloadType::Ke);
-    const auto* nr = msg.get<wire::NoncePayload>(PayloadType::Nonce);
-    auto sel = accept_ike(gw->ike_proposals, *sar);
-    if (!sel || sel->group != sa.group || ker->group != static_cast<std::uint16_t>(sa.group) || h.spi_r == 0) {
-        destroy(sa, "IKE_SA_INIT response selects a proposal or group we did not offer", true);
-        return;
-    }
-    auto g_ir = sa.ke->derive(ker->data);
-    if (!g_ir) {
-        destroy(sa, "responder KE: " + g_ir.error().message, true);
-        return;
-    }
+    sa.init_response.assign(raw.begin(), raw.end());  // RealMessage2 (2.15)
+    Outstanding done = std::move(*sa.active);
     sa.active.reset();
-    sa.spi_r = h.spi_r;
-    sa.encr = sel->encr;
-    sa.prf_alg = sel->prf;
-    sa.prf.emplace(sel->prf);
-    sa.nonce_r = nr->data;
-    sa.init_response.assign(raw.begin(), raw.end());
-    sa.ke.reset();
-    sa.fragmentation = gw->fragmentation && msg.notify(NotifyType::FragmentationSupported);
-    check_nat(sa, m.plain, h.spi_r);
-    auto skeyseed = keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *g_ir);
-    auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
-    if (!keys) {
-        destroy(sa, keys.error().message, true);
-        return;
-    }
-    sa.crypter = wire::SkCrypter::create(keys->sk_ei.view(), keys->sk_er.view());
-    sa.sk_d = std::move(keys->sk_d);
-    sa.sk_pi = std::move(keys->sk_pi);
-    sa.sk_pr = std::move(keys->sk_pr);
-    if (use_encap(sa)) {
-        // RFC 7296 2.23: behind a NAT, IKE_AUTH and everything after use port 4500.
-        sa.local.port = 4500;
-        sa.remote.port = 4500;
-    }
-    transition(sa, SaState::AuthSent);
-    build_auth_request(sa);
+    const Step st = done.task->process_i(sa, Message{h, m.plain});
+    after_response(sa, std::move(done.task), st);
 }
 
 }  // namespace qkd::ike

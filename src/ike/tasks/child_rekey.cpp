@@ -1,0 +1,196 @@
+// CREATE_CHILD_SA rekeying a child SA (RFC 7296 1.3.3), with optional PFS, and simultaneous
+// child rekeys (2.8.1):
+//
+//   HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}  -->
+//                               <--  HDR, SK {SA, Nr, [KEr], TSi, TSr}
+#include <array>
+
+#include "create_child.hpp"
+
+namespace qkd::ike {
+
+using wire::ExchangeType;
+using wire::NotifyType;
+using namespace create_child;
+
+namespace {
+
+class ChildRekey final : public ExchangeTask {
+public:
+    ChildRekey(Engine::Impl& e, Task spec) : ExchangeTask(e, std::move(spec)) {}
+    ExchangeType exchange() const override { return ExchangeType::CreateChildSa; }
+
+    Step build_i(IkeSa& sa, std::vector<Payload>& p) override {
+        const GatewayConfig* gw = e_.gateway(sa.gateway);
+        nonce_ = e_.random_nonce();
+        ChildSa* c = find_child(sa, spec_.child_id);
+        if (!c || c->deleting || c->rekeying) return Step::abort("child SA gone or already rekeying");
+        c->rekeying = true;
+        new_spi_in_ = e_.random_child_spi();
+        crypto::KeGroup g = spec_.ke_group;
+        if (g == crypto::KeGroup::None && !gw->esp_proposals.front().ke.empty()) g = gw->esp_proposals.front().ke.front();
+        p.push_back(wire::make_notify(NotifyType::RekeySa, {}, wire::ProtocolId::Esp, spi_bytes(c->spi_in, 4)));
+        p.push_back({PayloadType::Sa, false, esp_sa_payload(gw->esp_proposals, new_spi_in_, true)});
+        p.push_back({PayloadType::Nonce, false, wire::NoncePayload{nonce_}});
+        if (g != crypto::KeGroup::None) {
+            kex_.set_method(0, g);
+            auto kei = kex_.build_i(0);
+            if (!kei) return Step::abort(kei.error().why);
+            p.push_back(ke_payload(g, std::move(kei).value()));
+        }
+        p.push_back({PayloadType::TsI, false, wire::TsPayload{c->local_ts}});
+        p.push_back({PayloadType::TsR, false, wire::TsPayload{c->remote_ts}});
+        return Step::done();
+    }
+
+    Step process_i(IkeSa& sa, const Message& m) override {
+        const GatewayConfig* gw = e_.gateway(sa.gateway);
+        ChildSa* old = find_child(sa, spec_.child_id);
+        if (const auto* err = m.first_error()) return on_error(e_, sa, spec_, old, *err);
+        if (!old) return Step::abort("child SA deleted meanwhile");  // the peer's new SA goes with it
+        const auto* sar = m.get<wire::SaPayload>(PayloadType::Sa);
+        const auto* nr = m.get<wire::NoncePayload>(PayloadType::Nonce);
+        const auto* ker = m.get<wire::KePayload>(PayloadType::Ke);
+        auto sel = accept_esp(gw->esp_proposals, *sar, true);
+        const crypto::KeGroup sent = kex_.method(0);
+        if (!sel || sel->group != sent || (sent != crypto::KeGroup::None && (!ker || ker->group != static_cast<std::uint16_t>(sent)))) {
+            old->rekeying = false;
+            old->rekey_at = e_.now() + Seconds{10};
+            return Step::abort("CREATE_CHILD_SA response selects what we did not offer");
+        }
+        if (sent != crypto::KeGroup::None) {
+            if (auto ok = kex_.process_i(0, ker->data); !ok) {
+                old->rekeying = false;
+                return Step::abort(ok.error().why);
+            }
+        }
+        ChildSa c;
+        c.id = e_.next_child_id++;
+        c.spi_in = new_spi_in_;
+        c.spi_out = sel->peer_spi;
+        c.encr = sel->encr;
+        c.pfs = sel->group;
+        c.esn = sel->esn;
+        c.local_ts = old->local_ts;
+        c.remote_ts = old->remote_ts;
+        c.replaces = old->id;
+        c.created_ni = nonce_;
+        c.created_nr = nr->data;
+        auto keys = keymat::derive_child_keys(*sa.prf, sa.sk_d, kex_.secret(0), nonce_, nr->data, c.encr.key_bits / 8);
+        if (!keys) return Step::abort(keys.error().message);
+        e_.schedule_child(sa, c);
+
+        // RFC 7296 2.8.1: if the peer rekeyed the same SA at the same time, the SA created with the
+        // lowest of the four nonces is redundant and is deleted by the side that created it.
+        const ChildSa* theirs = nullptr;
+        for (const auto& x : sa.children)
+            if (x.replaces == old->id && x.peer_initiated) theirs = &x;
+        if (theirs) {
+            const std::vector<std::uint8_t>* lowest = &c.created_ni;
+            const std::array<const std::vector<std::uint8_t>*, 3> others{&c.created_nr, &theirs->created_ni, &theirs->created_nr};
+            for (const auto* n : others)
+                if (lower(*n, *lowest)) lowest = n;
+            if (lowest == &c.created_ni || lowest == &c.created_nr) {
+                // Never installed here; the peer installed it as responder, so delete it there.
+                c.installed = false;
+                c.deleting = true;
+                sa.children.push_back(c);
+                e_.queue_task(sa, Task{TaskKind::DeleteChild, c.id, {c.spi_in}});
+                return Step::done();  // the peer, whose SA survives, deletes the old one
+            }
+        }
+        const ChildSaRef old_ref = e_.ref(sa, *old);
+        old->deleting = true;
+        const std::uint64_t old_id = old->id;
+        const std::uint32_t old_spi = old->spi_in;
+        sa.children.push_back(c);
+        ++e_.stats.child_rekeyed;
+        e_.sink.child_sa_rekeyed(old_ref, e_.child_keys(sa, c, std::move(keys).value(), true));
+        e_.queue_task(sa, Task{TaskKind::DeleteChild, old_id, {old_spi}});
+        return Step::done();
+    }
+
+    Step process_r(IkeSa& sa, const Message& m) override {
+        if (auto busy = refuse_if_busy(sa)) return *busy;
+        const GatewayConfig* gw = e_.gateway(sa.gateway);
+        const auto* sai = m.get<wire::SaPayload>(PayloadType::Sa);
+        const auto* ni = m.get<wire::NoncePayload>(PayloadType::Nonce);
+        const auto* kei = m.get<wire::KePayload>(PayloadType::Ke);
+        nr_ = e_.random_nonce();
+        // N(REKEY_SA) names the SA by the peer's inbound SPI (our outbound).
+        const auto* rekey = m.notify(NotifyType::RekeySa);
+        if (!rekey) return Step::failed(NotifyType::NoAdditionalSas, "CREATE_CHILD_SA for a new child SA");
+        ChildSa* old = nullptr;
+        for (auto& c : sa.children)
+            if (rekey->spi.size() == 4 && c.spi_out == spi_value(rekey->spi) && c.installed) old = &c;
+        if (!old)
+            return Step::failed(wire::make_notify(NotifyType::ChildSaNotFound, {}, wire::ProtocolId::Esp, rekey->spi),
+                                "REKEY_SA names no child SA of ours");
+        if (old->deleting) return Step::failed(NotifyType::TemporaryFailure, "child SA is being deleted");
+        auto sel = select_esp(gw->esp_proposals, *sai, true, kei ? kei->group : 0);
+        if (!sel) return Step::failed(NotifyType::NoProposalChosen, "no acceptable ESP proposal");
+        if (sel->group != crypto::KeGroup::None) {
+            if (!kei || kei->group != static_cast<std::uint16_t>(sel->group)) return Step::failed(invalid_ke(sel->group), "PFS group");
+            kex_.set_method(0, sel->group);
+            auto ker = kex_.process_r(0, kei->data);
+            if (!ker) return Step::failed(ker.error().notify, ker.error().why);
+            ker_ = std::move(ker).value();
+        }
+        c_.id = e_.next_child_id++;
+        c_.spi_in = e_.random_child_spi();
+        c_.spi_out = sel->peer_spi;
+        c_.encr = sel->encr;
+        c_.pfs = sel->group;
+        c_.esn = sel->esn;
+        c_.local_ts = old->local_ts;
+        c_.remote_ts = old->remote_ts;
+        c_.replaces = old->id;
+        c_.peer_initiated = true;
+        c_.created_ni = ni->data;
+        c_.created_nr = nr_;
+        // RFC 7296 2.17: KEYMAT = prf+(SK_d, g^ir (new) | Ni | Nr)
+        auto keys = keymat::derive_child_keys(*sa.prf, sa.sk_d, kex_.secret(0), ni->data, nr_, c_.encr.key_bits / 8);
+        if (!keys) return Step::failed(NotifyType::NoProposalChosen, keys.error().message);
+        keys_.emplace(std::move(keys).value());
+        sel_ = *sel;
+        return Step::done();
+    }
+
+    Step build_r(IkeSa&, std::vector<Payload>& p) override {
+        p.push_back({PayloadType::Sa, false, selected_esp_payload(sel_, c_.spi_in, true)});
+        p.push_back({PayloadType::Nonce, false, wire::NoncePayload{nr_}});
+        if (!ker_.empty()) p.push_back(ke_payload(sel_.group, ker_));
+        p.push_back({PayloadType::TsI, false, wire::TsPayload{c_.remote_ts}});
+        p.push_back({PayloadType::TsR, false, wire::TsPayload{c_.local_ts}});
+        return Step::done();
+    }
+
+    void after_r(IkeSa& sa, const Step& st) override {
+        if (st.status == Status::Failed) return;
+        ChildSa* old = find_child(sa, c_.replaces);
+        if (!old) return;
+        old->rekeying = true;
+        const ChildSaRef old_ref = e_.ref(sa, *old);
+        e_.schedule_child(sa, c_);
+        sa.children.push_back(c_);
+        ++e_.stats.child_rekeyed;
+        // The old SA stays until the initiator deletes it (RFC 7296 2.8).
+        e_.sink.child_sa_rekeyed(old_ref, e_.child_keys(sa, c_, std::move(*keys_), false));
+    }
+
+private:
+    KeyExchanges kex_;  // slot 0: the PFS method, if any
+    std::vector<std::uint8_t> nonce_, nr_, ker_;
+    std::uint32_t new_spi_in_ = 0;
+    EspSelection sel_;
+    ChildSa c_;
+    std::optional<keymat::ChildKeys> keys_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExchangeTask> make_child_rekey(Engine::Impl& e, Task spec) {
+    return std::make_unique<ChildRekey>(e, std::move(spec));
+}
+
+}  // namespace qkd::ike
