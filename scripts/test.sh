@@ -20,6 +20,8 @@ if [ -z "${QKD_KERNEL_VM:-}" ]; then
   done
 fi
 echo "test: QKD_KERNEL_VM=${QKD_KERNEL_VM:-<unset: the xfrm VM test will be skipped>}"
+# strongSwan 6.1 peer root for tests/interop/ike_pq (debootstrap, ~75 s once, then cached); the tests skip without it.
+bash tests/interop/ike_pq/build-root.sh || echo "test: no strongSwan 6.1 root (see above): the interop_ike_pq tests will be skipped"
 
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j "$jobs"
