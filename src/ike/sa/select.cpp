@@ -154,31 +154,81 @@ wire::SaPayload selected_esp_payload(const EspSelection& s, std::uint32_t spi, b
     return wire::SaPayload{{std::move(p)}};
 }
 
-std::optional<IkeSelection> accept_ike(const std::vector<IkeProposal>& ours, const wire::SaPayload& answer) {
-    // RFC 7296 3.3.6: exactly one proposal with one transform of each type.
-    if (answer.proposals.size() != 1) return std::nullopt;
+// RFC 7296 3.3.1 and 3.3.6: the answer holds exactly one proposal, numbered like the proposal it
+// accepts, with one transform of each type we offered there, each one we offered in that proposal.
+// A responder that picked our second proposal answers with number 2 (strongSwan does), so the
+// number, not the first match among our proposals, says which of ours it took.
+namespace {
+
+// The proposal of ours an answer's number refers to; nullptr when the number is not one we sent.
+template <class P>
+const P* answered(const std::vector<P>& ours, const wire::SaPayload& answer, ProtocolId proto) {
+    if (answer.proposals.size() != 1) return nullptr;
     const auto& p = answer.proposals[0];
-    std::size_t encr = 0, prf = 0, ke = 0;
-    for (const auto& t : p.transforms) {
-        encr += t.type == TransformType::Encr;
-        prf += t.type == TransformType::Prf;
-        ke += t.type == TransformType::Ke;
-    }
-    if (encr != 1 || prf != 1 || ke != 1) return std::nullopt;
-    auto s = select_ike(ours, answer, 0);
-    if (!s || p.number < 1 || p.number > ours.size()) return std::nullopt;
-    return s;
+    if (p.protocol != proto || p.number < 1 || p.number > ours.size()) return nullptr;
+    return &ours[p.number - 1];
+}
+
+std::size_t count_type(const wire::Proposal& p, TransformType t) {
+    return static_cast<std::size_t>(
+        std::count_if(p.transforms.begin(), p.transforms.end(), [t](const Transform& x) { return x.type == t; }));
+}
+
+const Transform* first_of(const wire::Proposal& p, TransformType t) {
+    for (const auto& x : p.transforms)
+        if (x.type == t) return &x;
+    return nullptr;
+}
+
+}  // namespace
+
+std::optional<IkeSelection> accept_ike(const std::vector<IkeProposal>& ours, const wire::SaPayload& answer) {
+    const IkeProposal* o = answered(ours, answer, ProtocolId::Ike);
+    if (!o) return std::nullopt;
+    const auto& p = answer.proposals[0];
+    if (has_integ(p) || count_type(p, TransformType::Encr) != 1 || count_type(p, TransformType::Prf) != 1 ||
+        count_type(p, TransformType::Ke) != 1)
+        return std::nullopt;
+    for (const auto& t : p.transforms)
+        if (t.type != TransformType::Encr && t.type != TransformType::Prf && t.type != TransformType::Ke &&
+            t.type != TransformType::Integ)
+            return std::nullopt;  // a transform type we did not offer
+    const auto encr = as_encr(*first_of(p, TransformType::Encr));
+    const auto prf = static_cast<crypto::PrfAlg>(first_of(p, TransformType::Prf)->id);
+    const auto ke = static_cast<crypto::KeGroup>(first_of(p, TransformType::Ke)->id);
+    if (!encr || !contains(o->encr, *encr) || !contains(o->prf, prf) || !contains(o->ke, ke)) return std::nullopt;
+    return IkeSelection{p.number, *encr, prf, ke};
 }
 
 std::optional<EspSelection> accept_esp(const std::vector<EspProposal>& ours, const wire::SaPayload& answer, bool with_ke) {
-    if (answer.proposals.size() != 1) return std::nullopt;
-    std::size_t encr = 0, ke = 0;
-    for (const auto& t : answer.proposals[0].transforms) {
-        encr += t.type == TransformType::Encr;
-        ke += t.type == TransformType::Ke;
+    const EspProposal* o = answered(ours, answer, ProtocolId::Esp);
+    if (!o) return std::nullopt;
+    const auto& p = answer.proposals[0];
+    if (p.spi.size() != 4 || has_integ(p) || count_type(p, TransformType::Encr) != 1 ||
+        count_type(p, TransformType::Ke) > 1 || count_type(p, TransformType::Esn) > 1)
+        return std::nullopt;
+    for (const auto& t : p.transforms)
+        if (t.type != TransformType::Encr && t.type != TransformType::Ke && t.type != TransformType::Esn &&
+            t.type != TransformType::Integ)
+            return std::nullopt;
+    const auto encr = as_encr(*first_of(p, TransformType::Encr));
+    if (!encr || !contains(o->encr, *encr)) return std::nullopt;
+    // ESN is mandatory in ESP proposals (RFC 7296 3.3.3); accept its absence as "no ESN".
+    bool esn = false;
+    if (const Transform* e = first_of(p, TransformType::Esn)) {
+        if (e->id > 1) return std::nullopt;
+        esn = e->id == 1;
     }
-    if (encr != 1 || ke > 1) return std::nullopt;
-    return select_esp(ours, answer, with_ke, 0);
+    if (!contains(o->esn, esn)) return std::nullopt;
+    // PFS group: only in a CREATE_CHILD_SA (with_ke) where we offered groups; otherwise absent or NONE.
+    crypto::KeGroup group = crypto::KeGroup::None;
+    if (const Transform* k = first_of(p, TransformType::Ke)) group = static_cast<crypto::KeGroup>(k->id);
+    if (with_ke && !o->ke.empty()) {
+        if (group == crypto::KeGroup::None || !contains(o->ke, group)) return std::nullopt;
+    } else if (group != crypto::KeGroup::None) {
+        return std::nullopt;
+    }
+    return EspSelection{p.number, spi32(p.spi), *encr, group, esn};
 }
 
 namespace {
@@ -200,6 +250,8 @@ std::vector<TrafficSelector> narrow(const std::vector<TrafficSelector>& proposed
             ts.port_end = std::min(p.port_end, a.port_end);
             if (ts.port_start > ts.port_end) continue;
             if (std::find(out.begin(), out.end(), ts) == out.end()) out.push_back(ts);
+            // A subset is a valid narrowing (RFC 7296 2.9); more would not fit one TS payload's limit.
+            if (out.size() == kMaxTrafficSelectors) return out;
         }
     }
     return out;

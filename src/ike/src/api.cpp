@@ -36,6 +36,9 @@ Result<void, EngineError> Engine::add_gateway(GatewayConfig cfg) {
     if (cfg.auto_start && !cfg.remote_id.exact()) return fail(EngineErrc::InvalidConfig, cannot_initiate(cfg));
     if (cfg.local_ts.empty() || cfg.remote_ts.empty())
         return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\" needs local and remote traffic selectors");
+    if (cfg.local_ts.size() > kMaxTrafficSelectors || cfg.remote_ts.size() > kMaxTrafficSelectors)
+        return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\": more than " +
+                                                   std::to_string(kMaxTrafficSelectors) + " traffic selectors on one side");
     if (cfg.ike_rekey_margin >= cfg.ike_lifetime || cfg.child_rekey_margin >= cfg.child_lifetime)
         return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\": rekey margin must be below the lifetime");
     for (const auto& p : cfg.ike_proposals)

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "qkd/ike/types.hpp"
+
 namespace qkd::ike::wire {
 
 enum class ExchangeType : std::uint8_t {
@@ -97,7 +99,7 @@ inline constexpr std::size_t kMaxMessageSize = 65535;   // reassembled message
 inline constexpr std::size_t kMaxPayloads = 64;         // per message (plain + inner)
 inline constexpr std::size_t kMaxProposals = 32;
 inline constexpr std::size_t kMaxTransforms = 64;       // per proposal
-inline constexpr std::size_t kMaxTrafficSelectors = 32; // per TS payload
+using qkd::ike::kMaxTrafficSelectors;                  // per TS payload (types.hpp, shared with the config)
 inline constexpr std::size_t kMaxDeleteSpis = 256;
 inline constexpr std::size_t kMinNonce = 16, kMaxNonce = 256;  // RFC 7296 3.9
 inline constexpr std::size_t kMaxFragments = 64;        // RFC 7383 2.6 (bounded reassembly)

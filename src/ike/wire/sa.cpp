@@ -84,9 +84,14 @@ WireResult<SaPayload> SaPayload::decode(ByteReader& r) {
         auto spi_size = pr->u8();
         auto ntrans = pr->u8();
         if (!pr->ok()) return wire_err(WireErrc::Truncated, "proposal fields truncated");
-        if (*num != sa.proposals.size() + 1)
+        // RFC 7296 3.3.1: a list of proposals is numbered 1, 2, 3...; a responder's answer holds one
+        // proposal that keeps the number of the proposal it accepted, so a lone proposal may carry
+        // any non-zero number (the selection code maps it back to what we offered).
+        const bool lone = sa.proposals.empty() && *more == kLastProposal;
+        if (lone ? *num == 0 : *num != sa.proposals.size() + 1)
             return wire_err(WireErrc::BadValue, "proposal number " + std::to_string(*num) + ", expected " +
-                                                    std::to_string(sa.proposals.size() + 1));
+                                                    (lone ? std::string("1..255 in a single-proposal SA")
+                                                          : std::to_string(sa.proposals.size() + 1)));
         if (*spi_size != 0 && *spi_size != 4 && *spi_size != 8)
             return wire_err(WireErrc::BadValue, "SPI size " + std::to_string(*spi_size) + ", expected 0, 4 or 8");
         if (*ntrans == 0 || *ntrans > kMaxTransforms)
@@ -120,7 +125,8 @@ void SaPayload::encode(ByteWriter& w) const {
         w.u8(0);
         const std::size_t len_at = w.placeholder_u16();
         const std::size_t start = len_at - 2;
-        w.u8(static_cast<std::uint8_t>(i + 1));
+        // A list we offer is numbered 1, 2, ... by its builder; an answer keeps the accepted number.
+        w.u8(p.number);
         w.u8(static_cast<std::uint8_t>(p.protocol));
         w.u8(static_cast<std::uint8_t>(p.spi.size()));
         w.u8(static_cast<std::uint8_t>(p.transforms.size()));

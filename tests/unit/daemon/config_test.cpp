@@ -270,3 +270,26 @@ TEST(Config, LoadFromFileAndSampleConfig) {
     EXPECT_FALSE(c->gateways.empty());
 #endif
 }
+
+// Regression (issue 15): the config took 64 selectors per side while the IKE decoder took 32; both
+// now use qkd::ike::kMaxTrafficSelectors (64).
+TEST(Config, TrafficSelectorLimitIsTheDecoders) {
+    TmpDir d;
+    auto psk = d.write("psk", "this-is-a-long-enough-psk\n");
+    auto with_local_ts = [&](int n) {
+        std::string list = "[";
+        for (int i = 0; i < n; ++i) list += std::string(i ? ", " : "") + "\"10.77." + std::to_string(i) + ".0/24\"";
+        auto t = gateway_toml(psk);
+        const std::string line = "local_ts = [\"10.88.1.0/24\"]";
+        return t.replace(t.find(line), line.size(), "local_ts = " + list + "]");
+    };
+    static_assert(kMaxSelectors == qkd::ike::kMaxTrafficSelectors);
+    for (int n : {33, 64}) {
+        auto r = parse_config(with_local_ts(n), "t.toml");
+        ASSERT_TRUE(r) << n << ": " << r.error().message;
+        EXPECT_EQ(r->gateways[0].local_ts.size(), static_cast<std::size_t>(n));
+    }
+    auto r = parse_config(with_local_ts(65), "t.toml");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("'local_ts' has 65 entries, at most 64 allowed"), std::string::npos) << r.error().message;
+}

@@ -196,3 +196,30 @@ TEST(TsPayload, RoundTripAndNegative) {
     trailing.push_back(0);
     expect_err<TsPayload>(trailing, WireErrc::BadLength, "trailing octet");
 }
+
+// Regression (issue 15): the config allowed 64 selectors and the decoder 32, so strongSwan's echo
+// of 33 was dropped. One limit now (qkd::ike::kMaxTrafficSelectors): 33 and 64 decode, 65 does not.
+TEST(TsPayload, SelectorLimitIsTheConfigLimit) {
+    static_assert(kMaxTrafficSelectors == 64);
+    auto many = [](std::size_t n, bool v6) {
+        TsPayload ts;
+        for (std::size_t i = 0; i < n; ++i) {
+            auto text = v6 ? "2001:db8:" + std::to_string(i) + "::/48" : "10." + std::to_string(i) + ".0.0/16";
+            ts.selectors.push_back(*TrafficSelector::parse_cidr(text));
+        }
+        return ts;
+    };
+    for (bool v6 : {false, true}) {
+        for (std::size_t n : {33u, 64u}) {
+            auto b = enc(many(n, v6));
+            auto d = dec<TsPayload>(b);
+            ASSERT_TRUE(d.ok()) << n << " selectors: " << d.error().message;
+            EXPECT_EQ(d->selectors.size(), n);
+            EXPECT_EQ(d->selectors.back(), many(n, v6).selectors.back());
+        }
+        auto r = dec<TsPayload>(enc(many(65, v6)));
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().code, WireErrc::BadValue);
+        EXPECT_NE(r.error().message.find("65 selectors, expected 1..64"), std::string::npos) << r.error().message;
+    }
+}

@@ -18,6 +18,7 @@
 #include "qkd/common/result.hpp"
 #include "qkd/common/secret.hpp"
 #include "qkd/daemon/error.hpp"
+#include "qkd/ike/types.hpp"
 
 namespace qkd::daemon {
 
@@ -25,7 +26,7 @@ inline constexpr std::string_view kDefaultConfigPath = "/etc/qkdgate/qkdgate.tom
 inline constexpr std::string_view kDefaultControlSocket = "/run/qkdgate/qkdgated.sock";
 inline constexpr std::size_t kMaxConfigBytes = 1 << 20;  // a config file larger than 1 MiB is refused
 inline constexpr std::size_t kMaxGateways = 256;
-inline constexpr std::size_t kMaxSelectors = 64;         // per side per gateway
+inline constexpr std::size_t kMaxSelectors = ike::kMaxTrafficSelectors;  // per side per gateway, as the IKE decoder
 inline constexpr std::size_t kMaxPskBytes = 1024;
 inline constexpr std::size_t kMaxRemoteIds = 64;         // entries of one remote_id list
 

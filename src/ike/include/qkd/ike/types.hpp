@@ -2,6 +2,7 @@
 // Plain value types shared by the IKE engine and its users (daemon, CLI): addresses, endpoints,
 // traffic selectors (RFC 7296 3.13.1) and identities (RFC 7296 3.5). No secrets here.
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +28,11 @@ struct Endpoint {
     std::string str() const;  // "192.0.2.1[500]"
     bool operator==(const Endpoint&) const = default;
 };
+
+// Traffic selectors per side (config, TSi/TSr payloads, narrowing results): the one limit for all of
+// them. The wire allows 255 (one-octet count, RFC 7296 3.13); 64 IPv6 selectors are 2,564 octets
+// per TS payload, which an SK message carries (fragmented, RFC 7383), and bound narrowing's work.
+inline constexpr std::size_t kMaxTrafficSelectors = 64;
 
 // RFC 7296 3.13.1: an address range, an IP protocol (0 = any) and a port range.
 struct TrafficSelector {
