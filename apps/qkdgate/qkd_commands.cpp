@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <iostream>
 
 #include "commands.hpp"
@@ -153,20 +155,76 @@ int show_qkd(const GlobalOptions& o) {
     return kExitOk;
 }
 
-// The peer SAE of the first [[gateway]] whose qkd.profile is `profile`, or "" (config errors are
-// reported by the profile loader, not here).
-std::string gateway_peer(const std::string& file, const std::string& profile) {
+// The peer SAE IDs of the [[gateway]]s whose qkd.profile is `profile`, in config order, without
+// repeats (config errors are reported by the profile loader, not here).
+std::vector<std::string> gateway_peers(const std::string& file, const std::string& profile) {
+    std::vector<std::string> out;
     try {
         toml::table root = toml::parse_file(file);
         if (const auto* gws = root["gateway"].as_array())
             for (const auto& gw : *gws)
                 if (const auto* t = gw.as_table())
                     if (const auto* q = (*t)["qkd"].as_table())
-                        if ((*q)["profile"].value_or(std::string()) == profile)
-                            return (*q)["peer_sae_id"].value_or(std::string());
+                        if ((*q)["profile"].value_or(std::string()) == profile) {
+                            auto peer = (*q)["peer_sae_id"].value_or(std::string());
+                            if (!peer.empty() && std::find(out.begin(), out.end(), peer) == out.end()) out.push_back(peer);
+                        }
     } catch (const toml::parse_error&) {
     }
-    return "";
+    return out;
+}
+
+json status_json(const qkd::etsi014::Status& s) {
+    json status{{"source_KME_ID", s.source_KME_ID},       {"target_KME_ID", s.target_KME_ID},
+                {"master_SAE_ID", s.master_SAE_ID},       {"slave_SAE_ID", s.slave_SAE_ID},
+                {"key_size", s.key_size},                 {"stored_key_count", s.stored_key_count},
+                {"max_key_count", s.max_key_count},       {"max_key_per_request", s.max_key_per_request},
+                {"max_key_size", s.max_key_size},         {"min_key_size", s.min_key_size},
+                {"max_SAE_ID_count", s.max_SAE_ID_count}};
+    if (s.status_extension) status["status_extension"] = *s.status_extension;
+    return status;
+}
+
+void print_tls(const sae::Profile& p, const sae::Answer<qkd::etsi014::Status>& r) {
+    std::cout << fmt::format("KME {} reachable from profile \"{}\" (SAE {})\n", p.kme_url.text, p.name, p.local_sae_id);
+    std::cout << fmt::format("  {:<22}{}\n", "TLS version", r.tls.version);
+    std::cout << fmt::format("  {:<22}{}\n", "TLS group", r.tls.group.empty() ? "(unknown)" : r.tls.group);
+    std::cout << fmt::format("  {:<22}{}\n", "TLS cipher", r.tls.cipher);
+    std::cout << fmt::format("  {:<22}{}\n", "KME certificate", r.tls.peer_subject);
+    std::cout << fmt::format("  {:<22}{:.3f} ms\n", "TCP+TLS handshake", ms(r.connect_time));
+    std::cout << fmt::format("  {:<22}{:.3f} ms\n", "round-trip (status)", ms(r.round_trip));
+}
+
+constexpr const char* kNeedsPeer =
+    "Get status needs a peer SAE ID (ETSI 014 5.2: the slave SAE of the pair): pass --peer-sae-id, or name this "
+    "profile in the qkd section of a [[gateway]]";
+
+// No peer SAE ID known: check TLS (mutual, with the profile's certificates) and HTTP alone. Any HTTP
+// answer over a verified connection shows the KME is reachable; Get status itself is not checked,
+// since a KME may refuse a status request whose slave is the caller (400, "slave_SAE_ID shall differ
+// from the master SAE ID").
+int reachability_only(const GlobalOptions& o, const sae::Profile& p, sae::BlockingClient& client) {
+    auto r = client.get_status(p.local_sae_id, /*fresh_connection=*/true);
+    if (!r && r.error().http_status == 0) return fail_call(o, p, r.error());
+    const int http = r ? 200 : r.error().http_status;
+    const std::string answer = r ? std::string("200 (a status of this SAE as its own slave)") : sae::describe(r.error());
+    if (o.json) {
+        json j{{"ok", true},          {"profile", p.name},       {"kme_url", p.kme_url.text},
+               {"tls_ok", true},      {"http_status", http},     {"status_checked", false},
+               {"note", kNeedsPeer}};
+        if (r) {
+            j["tls"] = tls_json(r->tls);
+            j["connect_ms"] = ms(r->connect_time);
+            j["round_trip_ms"] = ms(r->round_trip);
+        }
+        std::cout << j.dump(2) << "\n";
+        return kExitOk;
+    }
+    if (r) print_tls(p, *r);
+    else std::cout << fmt::format("KME {} reachable from profile \"{}\" (SAE {}): mutual TLS and HTTP answer\n", p.kme_url.text, p.name, p.local_sae_id);
+    std::cout << fmt::format("  {:<22}{}\n", "HTTP answer", answer);
+    std::cout << "Get status not checked: " << kNeedsPeer << ".\n";
+    return kExitOk;
 }
 
 int test_connectivity(const GlobalOptions& o, const std::string& name, const std::string& peer) {
@@ -175,45 +233,67 @@ int test_connectivity(const GlobalOptions& o, const std::string& name, const std
     auto& p = std::get<sae::Profile>(loaded);
     auto client = sae::BlockingClient::create(p);
     if (!client) return fail_call(o, p, client.error());
-    // Get status names a slave SAE: --peer-sae-id, else the peer of a [[gateway]] using this
-    // profile, else this SAE itself.
-    std::string slave = peer.empty() ? gateway_peer(o.config_path, name) : peer;
-    if (slave.empty()) slave = p.local_sae_id;
-    auto r = client->get_status(slave, /*fresh_connection=*/true);
-    if (!r) return fail_call(o, p, r.error());
-    const auto& s = r->value;
-    json status{{"source_KME_ID", s.source_KME_ID},       {"target_KME_ID", s.target_KME_ID},
-                {"master_SAE_ID", s.master_SAE_ID},       {"slave_SAE_ID", s.slave_SAE_ID},
-                {"key_size", s.key_size},                 {"stored_key_count", s.stored_key_count},
-                {"max_key_count", s.max_key_count},       {"max_key_per_request", s.max_key_per_request},
-                {"max_key_size", s.max_key_size},         {"min_key_size", s.min_key_size},
-                {"max_SAE_ID_count", s.max_SAE_ID_count}};
-    if (s.status_extension) status["status_extension"] = *s.status_extension;
+    // Get status names a slave SAE: --peer-sae-id, else every peer of the [[gateway]]s using this
+    // profile; with none, only TLS and HTTP can be checked (asking with our own SAE ID as the slave
+    // is refused by other KMEs, so it cannot tell a broken KME from a strict one).
+    std::vector<std::string> slaves = peer.empty() ? gateway_peers(o.config_path, name) : std::vector<std::string>{peer};
+    if (slaves.empty()) return reachability_only(o, p, *client);
+
+    json statuses = json::array();
+    std::optional<sae::StatusResult> first_ok;
+    bool all_ok = true;
+    for (std::size_t i = 0; i < slaves.size(); ++i) {
+        auto r = client->get_status(slaves[i], /*fresh_connection=*/i == 0);
+        if (!r) {
+            if (slaves.size() == 1) return fail_call(o, p, r.error());
+            all_ok = false;
+            statuses.push_back({{"slave_SAE_ID", slaves[i]}, {"ok", false}, {"error", error_json(r.error())}});
+            if (!o.json)
+                std::cerr << "qkdgate: profile \"" << p.name << "\": Get status for slave " << slaves[i] << ": "
+                          << sae::describe(r.error()) << "\n";
+            continue;
+        }
+        statuses.push_back({{"slave_SAE_ID", slaves[i]}, {"ok", true}, {"status", status_json(r->value)}});
+        if (!first_ok) first_ok = std::move(r);
+    }
+    if (!first_ok) {
+        // Every Get status failed: report as one failed call (the first error) plus the list.
+        if (o.json) {
+            std::cout << json{{"ok", false}, {"profile", p.name}, {"kme_url", p.kme_url.text}, {"statuses", statuses},
+                              {"error", statuses[0]["error"]}}.dump(2) << "\n";
+        }
+        return kExitCallFailed;
+    }
+    const auto& r = **first_ok;
     if (o.json) {
-        std::cout << json{{"ok", true},
+        json first_status;
+        for (const auto& s : statuses)
+            if (s["ok"].get<bool>()) {
+                first_status = s["status"];
+                break;
+            }
+        std::cout << json{{"ok", all_ok},
                           {"profile", p.name},
                           {"kme_url", p.kme_url.text},
-                          {"tls", tls_json(r->tls)},
-                          {"connect_ms", ms(r->connect_time)},
-                          {"round_trip_ms", ms(r->round_trip)},
-                          {"total_ms", ms(r->total)},
-                          {"attempts", r->attempts},
-                          {"status", status}}
+                          {"tls", tls_json(r.tls)},
+                          {"connect_ms", ms(r.connect_time)},
+                          {"round_trip_ms", ms(r.round_trip)},
+                          {"total_ms", ms(r.total)},
+                          {"attempts", r.attempts},
+                          {"status", first_status},
+                          {"statuses", statuses}}
                          .dump(2)
                   << "\n";
-        return kExitOk;
+        return all_ok ? kExitOk : kExitCallFailed;
     }
-    std::cout << fmt::format("KME {} reachable from profile \"{}\" (SAE {})\n", p.kme_url.text, p.name, p.local_sae_id);
-    std::cout << fmt::format("  {:<22}{}\n", "TLS version", r->tls.version);
-    std::cout << fmt::format("  {:<22}{}\n", "TLS group", r->tls.group.empty() ? "(unknown)" : r->tls.group);
-    std::cout << fmt::format("  {:<22}{}\n", "TLS cipher", r->tls.cipher);
-    std::cout << fmt::format("  {:<22}{}\n", "KME certificate", r->tls.peer_subject);
-    std::cout << fmt::format("  {:<22}{:.3f} ms\n", "TCP+TLS handshake", ms(r->connect_time));
-    std::cout << fmt::format("  {:<22}{:.3f} ms\n", "round-trip (status)", ms(r->round_trip));
-    std::cout << "Get status:\n";
-    for (const auto& [k, v] : status.items())
-        std::cout << fmt::format("  {:<22}{}\n", k, v.is_string() ? v.get<std::string>() : v.dump());
-    return kExitOk;
+    print_tls(p, r);
+    for (const auto& s : statuses) {
+        if (!s["ok"].get<bool>()) continue;
+        std::cout << (statuses.size() > 1 ? "Get status (slave " + s["slave_SAE_ID"].get<std::string>() + "):\n" : std::string("Get status:\n"));
+        for (const auto& [k, v] : s["status"].items())
+            std::cout << fmt::format("  {:<22}{}\n", k, v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    return all_ok ? kExitOk : kExitCallFailed;
 }
 
 int print_keys(const GlobalOptions& o, const sae::Profile& p, const KeyArgs& a, const sae::KeysResult& r,
@@ -314,8 +394,8 @@ void register_qkd_commands(CLI::App& app, GlobalOptions& opts) {
     auto* conn = qkd->add_subcommand("connectivity", "ETSI 014 Get status: status fields, TLS version/group, RTT");
     conn->add_option("PROFILE", conn_profile, "QKD profile name")->required();
     conn->add_option("--peer-sae-id", conn_peer,
-                     "slave SAE ID named in Get status (default: the peer_sae_id of a [[gateway]] using the "
-                     "profile, else the local SAE ID)");
+                     "slave SAE ID named in Get status (default: the peer_sae_id of every [[gateway]] using the "
+                     "profile; with none, only TLS and HTTP are checked)");
     conn->add_flag("--json", opts.json, "machine-readable JSON output");
     conn->callback([&opts] {
         quiet_logs();

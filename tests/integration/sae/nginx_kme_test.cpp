@@ -81,6 +81,9 @@ struct World {
         s += location("/api/v1/keys/SAE_503/status",
                       R"(      return 503 '{"message":"Error on server side"}';)");
         s += location("/api/v1/keys/SAE_418/enc_keys", "      return 418 'teapot';");
+        // A strict KME (not ours): Get status with the caller as its own slave is a bad request.
+        s += location("/api/v1/keys/SAE_A/status",
+                      R"(      return 400 '{"message":"slave_SAE_ID shall differ from the master SAE ID"}';)");
         s += location("/api/v1/keys/SAE_SHORT/enc_keys", "      return 200 '" + keys_json(kKeyId, kKey128) + "';");
         s += location("/api/v1/keys/SAE_TWO/enc_keys",
                       R"(      return 200 '{"keys":[{"key_ID":"a","key":")" + std::string(kKey256) +
@@ -543,6 +546,49 @@ TEST_F(NginxKmeCli, ConnectivityPrintsStatusTlsAndTimes) {
     EXPECT_EQ(text.exit_code, 0);
     EXPECT_NE(text.out.find("stored_key_count"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("TLS group"), std::string::npos) << text.out;
+}
+
+// Issue 16 step 9: with no peer SAE ID anywhere, a strict KME's 400 to a status request naming the
+// caller as its own slave is not a connectivity failure: TLS and HTTP are reported alone.
+TEST_F(NginxKmeCli, ConnectivityWithoutPeerChecksTlsAndHttpAlone) {
+    auto r = qkdgate("test qkd connectivity kme-a --json");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(j["ok"].get<bool>());
+    EXPECT_FALSE(j["status_checked"].get<bool>());
+    EXPECT_EQ(j["http_status"], 400);
+    EXPECT_NE(j["note"].get<std::string>().find("needs a peer SAE ID"), std::string::npos);
+    auto text = qkdgate("test qkd connectivity kme-a");
+    EXPECT_EQ(text.exit_code, 0) << text.out;
+    EXPECT_NE(text.out.find("Get status not checked"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("shall differ"), std::string::npos) << text.out;
+}
+
+// Without --peer-sae-id, every peer of the gateways that use the profile is asked; one failing
+// peer makes the test fail (exit 1) and says which.
+TEST_F(NginxKmeCli, ConnectivityAsksThePeersOfTheGatewaysUsingTheProfile) {
+    {
+        std::ofstream conf(world->dir / "site" / "qkdgate.toml", std::ios::app);
+        conf << "\n[[gateway]]\nname = \"to-b\"\nqkd = { profile = \"kme-a\", peer_sae_id = \"SAE_B\" }\n"
+             << "\n[[gateway]]\nname = \"to-b-again\"\nqkd = { profile = \"kme-a\", peer_sae_id = \"SAE_B\" }\n";
+    }
+    auto one = qkdgate("test qkd connectivity kme-a --json");
+    ASSERT_EQ(one.exit_code, 0) << one.out;
+    auto j = nlohmann::json::parse(one.out);
+    ASSERT_EQ(j["statuses"].size(), 1u) << "a peer named twice is asked once";
+    EXPECT_EQ(j["status"]["slave_SAE_ID"], "SAE_B");
+    {
+        std::ofstream conf(world->dir / "site" / "qkdgate.toml", std::ios::app);
+        conf << "\n[[gateway]]\nname = \"to-503\"\nqkd = { profile = \"kme-a\", peer_sae_id = \"SAE_503\" }\n";
+    }
+    auto two = qkdgate("test qkd connectivity kme-a --json");
+    EXPECT_EQ(two.exit_code, 1) << two.out;
+    auto k = nlohmann::json::parse(two.out);
+    EXPECT_FALSE(k["ok"].get<bool>());
+    ASSERT_EQ(k["statuses"].size(), 2u);
+    EXPECT_TRUE(k["statuses"][0]["ok"].get<bool>());
+    EXPECT_EQ(k["statuses"][1]["slave_SAE_ID"], "SAE_503");
+    EXPECT_EQ(k["statuses"][1]["error"]["http_status"], 503);
 }
 
 TEST_F(NginxKmeCli, GetKeyHidesKeyUnlessAsked) {
