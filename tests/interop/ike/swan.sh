@@ -120,18 +120,29 @@ swan_expect_sa() {
   grep -qE -- "$1" "$WORK/swan/sas.out" || { cat "$WORK/swan/sas.out"; swan_log_tail; fail "strongSwan's list-sas: $2 (no match for '$1')"; }
 }
 
-# swan_check_spis: the IKE SPIs and the child SA SPIs of both ends are the same SAs. strongSwan
-# prints "in  SPI" for its inbound SA (= our outbound) and "out SPI" for its outbound (= our inbound).
-swan_check_spis() {
-  local ike ours theirs
+# swan_spis_agree: the IKE SPIs and the child SA SPIs of both ends are the same SAs (only strongSwan's
+# INSTALLED child SAs count). strongSwan prints "in  SPI" for its inbound SA (= our outbound) and
+# "out SPI" for its outbound (= our inbound). Sets SPI_DIFF to what differs; status 0 when equal.
+swan_spis_agree() {
+  local ike ours theirs s
   swc --list-sas >"$WORK/swan/sas.out" 2>&1
   ike=$(ike_spis west | tr -d '/')
-  for s in $ike; do grep -q "${s:0:16}" "$WORK/swan/sas.out" || fail "IKE SA $s of qkdgated not in strongSwan's list"; done
-  theirs=$(awk '{gsub(/[^0-9a-f]/, "", $2)} $1=="in"{i=$2} $1=="out"{print $2"/"i}' "$WORK/swan/sas.out" | sort | tr '\n' ' ' | sed 's/ $//')
+  [ -n "$ike" ] || { SPI_DIFF="qkdgated has no established IKE SA"; return 1; }
+  for s in $ike; do grep -q "${s:0:16}" "$WORK/swan/sas.out" || { SPI_DIFF="IKE SA $s of qkdgated not in strongSwan's list"; return 1; }; done
+  theirs=$(awk '/reqid/ {st = ($0 ~ /INSTALLED/)} {gsub(/[^0-9a-f]/, "", $2)} st && $1=="in"{i=$2} st && $1=="out"{print $2"/"i}' \
+             "$WORK/swan/sas.out" | sort | tr '\n' ' ' | sed 's/ $//')
   ours=$(child_spis west)
-  # ours: spi_in/spi_out; theirs printed as their out/in = our in/out
-  [ "$ours" = "$theirs" ] || { cat "$WORK/swan/sas.out"; fail "child SAs differ: qkdgated has $ours (in/out), strongSwan holds $theirs (its out/in)"; }
-  log "child SAs agree: $ours"
+  [ "$ours" = "$theirs" ] || { SPI_DIFF="child SAs differ: qkdgated has $ours (in/out), strongSwan holds $theirs (its out/in)"; return 1; }
+  SPI_DIFF=
+  log "SAs agree: IKE $ike, child $ours"
+}
+# swan_check_spis [SECONDS]: as swan_spis_agree, waiting up to SECONDS (default 0) for a rekey to settle
+swan_check_spis() {
+  local end=$(( $(date +%s) + ${1:-0} ))
+  until swan_spis_agree; do
+    [ "$(date +%s)" -lt "$end" ] || { cat "$WORK/swan/sas.out"; fail "$SPI_DIFF"; }
+    sleep 0.2
+  done
 }
 
 # swan_ping: ping through the tunnel once kernel-libipsec's route (table 220) is there
