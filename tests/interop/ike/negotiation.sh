@@ -27,7 +27,7 @@ ts33_list() {  # 10.98.1.0/24 (behind west, holds HOST_W) and 32 more /24 inside
 }
 case $sc in
   ike-second)
-    write_config west 
+    write_config west
     sed -i 's|^ike_proposals = .*|ike_proposals = "aes256gcm16-prfsha512-ecp521,aes128gcm16-prfsha256-ecp521"|' "$WORK/west/qkdgate.toml"
     SWAN_IKE=aes128gcm16-prfsha256-ecp521
     swan_re='AES_GCM_16-128/PRF_HMAC_SHA2_256/ECP_521' ours_re='DH21/AES128-GCM16';;
