@@ -57,6 +57,7 @@ std::string to_string(NotifyType t) {
         case NotifyType::InvalidSelectors: return "INVALID_SELECTORS";
         case NotifyType::TemporaryFailure: return "TEMPORARY_FAILURE";
         case NotifyType::ChildSaNotFound: return "CHILD_SA_NOT_FOUND";
+        case NotifyType::StateNotFound: return "STATE_NOT_FOUND";
         case NotifyType::InitialContact: return "INITIAL_CONTACT";
         case NotifyType::SetWindowSize: return "SET_WINDOW_SIZE";
         case NotifyType::AdditionalTsPossible: return "ADDITIONAL_TS_POSSIBLE";
@@ -71,10 +72,26 @@ std::string to_string(NotifyType t) {
         case NotifyType::NonFirstFragmentsAlso: return "NON_FIRST_FRAGMENTS_ALSO";
         case NotifyType::FragmentationSupported: return "FRAGMENTATION_SUPPORTED";
         case NotifyType::SignatureHashAlgorithms: return "SIGNATURE_HASH_ALGORITHMS";
+        case NotifyType::UsePpk: return "USE_PPK";
+        case NotifyType::PpkIdentity: return "PPK_IDENTITY";
+        case NotifyType::NoPpkAuth: return "NO_PPK_AUTH";
         case NotifyType::IntermediateExchangeSupported: return "INTERMEDIATE_EXCHANGE_SUPPORTED";
         case NotifyType::AdditionalKeyExchange: return "ADDITIONAL_KEY_EXCHANGE";
     }
     return "notify " + std::to_string(static_cast<unsigned>(t));
+}
+
+std::string to_string(TransformType t) {
+    switch (t) {
+        case TransformType::Encr: return "ENCR";
+        case TransformType::Prf: return "PRF";
+        case TransformType::Integ: return "INTEG";
+        case TransformType::Ke: return "KE";
+        case TransformType::Esn: return "ESN";
+        default: break;
+    }
+    if (is_addke(t)) return "ADDKE" + std::to_string(addke_slot(t));
+    return "transform type " + std::to_string(static_cast<unsigned>(t));
 }
 
 }  // namespace qkd::ike::wire

@@ -7,8 +7,9 @@
 // +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 // ~                       Key Exchange Data                       ~
 // +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-// The data length is checked against the method by the key exchange (it may be empty for the
-// QKD method of the next step), so the decoder only bounds it.
+// The data length is checked against the method by the key exchange (crypto::check_peer_data; it
+// may be empty for the QKD method of the next step), so the decoder only bounds it: at most
+// kMaxKeData, the ML-KEM-1024 encapsulation key (draft-ietf-ipsecme-ikev2-mlkem).
 #include "payloads.hpp"
 
 namespace qkd::ike::wire {
@@ -19,6 +20,9 @@ WireResult<KePayload> KePayload::decode(ByteReader& r) {
     r.skip(2);
     if (!r.ok()) return wire_err(WireErrc::Truncated, "KE payload needs 4 octets before its data");
     ke.group = *group;
+    if (r.remaining() > kMaxKeData)
+        return wire_err(WireErrc::BadLength, "KE data of " + std::to_string(r.remaining()) + " octets, expected at most " +
+                                                 std::to_string(kMaxKeData) + " (ML-KEM-1024)");
     auto data = r.rest();
     ke.data.assign(data.begin(), data.end());
     return ke;

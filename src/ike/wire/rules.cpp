@@ -1,6 +1,6 @@
 // Per-exchange payload rules (RFC 7296 1.2-1.5 and 3), declared as one table and checked in one
-// place before any handler runs (STYLE.md habit 3). Rows for IKE_INTERMEDIATE (RFC 9242) are
-// present so the next step only adds handlers.
+// place before any handler runs (STYLE.md habit 3). Rows for IKE_INTERMEDIATE (RFC 9242) and
+// IKE_FOLLOWUP_KE (RFC 9370 2.2.3) are here for their handlers.
 #include <array>
 #include <initializer_list>
 
@@ -21,6 +21,7 @@ struct MessageRule {
     bool response;
     bool encrypted;  // all payloads inside SK / SKF
     std::initializer_list<PayloadRule> payloads;
+    NotifyType required_notify{};  // a Notify type the message must carry (0 = none)
 };
 
 using P = PayloadType;
@@ -46,7 +47,8 @@ const MessageRule kRules[] = {
     {ExchangeType::CreateChildSa, false, true,
      {{P::Sa, 1, 1}, {P::Nonce, 1, 1}, {P::Ke, 0, 1}, {P::TsI, 0, 1}, {P::TsR, 0, 1}, {P::Notify, 0, kMany},
       {P::VendorId, 0, kMany}}},
-    // <-- HDR, SK {SA, Nr, [KEr], [TSi, TSr]}
+    // <-- HDR, SK {SA, Nr, [KEr], [TSi, TSr], [N(ADDITIONAL_KEY_EXCHANGE)(link)]}  (RFC 9370 2.2.3:
+    //     the link notify announces the IKE_FOLLOWUP_KE rounds; any Notify is allowed here)
     {ExchangeType::CreateChildSa, true, true,
      {{P::Sa, 1, 1}, {P::Nonce, 1, 1}, {P::Ke, 0, 1}, {P::TsI, 0, 1}, {P::TsR, 0, 1}, {P::Notify, 0, kMany},
       {P::VendorId, 0, kMany}}},
@@ -55,9 +57,17 @@ const MessageRule kRules[] = {
      {{P::Notify, 0, kMany}, {P::Delete, 0, kMany}, {P::Cp, 0, 1}, {P::VendorId, 0, kMany}}},
     {ExchangeType::Informational, true, true,
      {{P::Notify, 0, kMany}, {P::Delete, 0, kMany}, {P::Cp, 0, 1}, {P::VendorId, 0, kMany}}},
-    // RFC 9242 3: HDR, SK {[KEi(n)], ...} <--> (handlers come with the next step)
-    {ExchangeType::IkeIntermediate, false, true, {{P::Ke, 0, 1}, {P::Notify, 0, kMany}}},
-    {ExchangeType::IkeIntermediate, true, true, {{P::Ke, 0, 1}, {P::Notify, 0, kMany}}},
+    // RFC 9242 3 / RFC 9370 2.2.2: HDR, SK {[KEi(n)], [N+]} -->  <-- HDR, SK {[KEr(n)], [N+]}
+    // (an IKE_INTERMEDIATE without a key exchange carries no KE; other extensions add notifies)
+    {ExchangeType::IkeIntermediate, false, true, {{P::Ke, 0, 1}, {P::Notify, 0, kMany}, {P::VendorId, 0, kMany}}},
+    {ExchangeType::IkeIntermediate, true, true, {{P::Ke, 0, 1}, {P::Notify, 0, kMany}, {P::VendorId, 0, kMany}}},
+    // RFC 9370 2.2.3: HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)} -->
+    {ExchangeType::IkeFollowupKe, false, true,
+     {{P::Ke, 1, 1}, {P::Notify, 0, kMany}, {P::VendorId, 0, kMany}},
+     NotifyType::AdditionalKeyExchange},
+    //                  <-- HDR, SK {KEr(n), [N(ADDITIONAL_KEY_EXCHANGE)(link)]}  (or an error notify,
+    //                      e.g. STATE_NOT_FOUND, 2.2.4)
+    {ExchangeType::IkeFollowupKe, true, true, {{P::Ke, 1, 1}, {P::Notify, 0, kMany}, {P::VendorId, 0, kMany}}},
 };
 
 }  // namespace
@@ -95,6 +105,14 @@ WireResult<bool> check_rules(const Header& h, bool encrypted, const std::vector<
         if (n < pr.min && !error_reply)
             return wire_err(WireErrc::RuleViolation, to_string(h.exchange) + (h.is_response() ? " response" : " request") +
                                                          " without the required " + to_string(pr.type) + " payload");
+    }
+    if (rule->required_notify != NotifyType{} && !error_reply) {
+        bool found = false;
+        for (const auto& p : payloads)
+            if (auto* n = std::get_if<NotifyPayload>(&p.body)) found |= n->type == rule->required_notify;
+        if (!found)
+            return wire_err(WireErrc::RuleViolation, to_string(h.exchange) + (h.is_response() ? " response" : " request") +
+                                                         " without the required N(" + to_string(rule->required_notify) + ")");
     }
     return true;
 }
