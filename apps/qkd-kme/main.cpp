@@ -15,6 +15,7 @@
 #include "qkd/kme/affinity.hpp"
 #include "qkd/kme/demo.hpp"
 #include "qkd/kme/instance.hpp"
+#include "qkd/kme/secrets_at_rest.hpp"
 
 // Each SAE and peer connection holds a descriptor: the soft limit of open files (often 1024) goes
 // up to what max_connections needs, as far as the hard limit allows; the server lowers its
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
         auto cfg = qkd::kme::load_config(config);
         qkd::kme::check_cpu_affinity(cfg);
         if (*check) {
+            qkd::kme::check_secrets_at_rest(cfg);
             std::cout << config << ": OK (" << cfg.kme_id << ", " << cfg.saes.size() << " local SAEs, " << cfg.peers.size() << " peers)\n";
             return 0;
         }

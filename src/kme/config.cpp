@@ -188,7 +188,7 @@ Config parse_config(const std::string& text, const std::string& file) {
     if (!kme) c.fail("kme", "missing [kme] table");
     check_known(c, *kme, "kme.",
                 {"id", "listen", "cert", "key", "ca", "tls_min_version", "tls_groups", "pq_only", "state_db", "state_sync", "metrics_listen",
-                 "log_level", "threads", "cpu_affinity", "request_timeout", "max_body_bytes", "max_connections"});
+                 "log_level", "threads", "cpu_affinity", "request_timeout", "max_body_bytes", "max_connections", "strict"});
     cfg.kme_id = req_string(c, *kme, "kme.", "id");
     std::tie(cfg.listen_host, cfg.listen_port) = host_port(c, "kme.listen", req_string(c, *kme, "kme.", "listen"));
     cfg.cert = c.path(req_string(c, *kme, "kme.", "cert"));
@@ -199,6 +199,7 @@ Config parse_config(const std::string& text, const std::string& file) {
         c.fail("kme.tls_min_version", fmt::format("expected \"1.2\" or \"1.3\", got \"{}\"", cfg.tls_min_version));
     cfg.tls_groups = opt_string_list(c, *kme, "kme.", "tls_groups", cfg.tls_groups);
     cfg.pq_only = opt_bool(c, *kme, "kme.", "pq_only", false);
+    cfg.strict_forms = opt_bool(c, *kme, "kme.", "strict", false);
     cfg.state_db = c.path(req_string(c, *kme, "kme.", "state_db"));
     cfg.state_sync = opt_string(c, *kme, "kme.", "state_sync").value_or("normal");
     if (cfg.state_sync != "normal" && cfg.state_sync != "full")

@@ -7,7 +7,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -19,6 +24,7 @@
 #include "qkd/common/rng.hpp"
 #include "qkd/kme/instance.hpp"
 #include "qkd/kme/pki.hpp"
+#include "qkd/kme/secrets_at_rest.hpp"
 
 namespace qkd::kme {
 namespace fs = std::filesystem;
@@ -32,6 +38,15 @@ std::uint16_t free_port() {
     asio::io_context io;
     asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     return a.local_endpoint().port();
+}
+
+// A secret: created with mode 0600, never readable by others for a moment.
+void write_private_file(const fs::path& p, const std::string& text) {
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw std::runtime_error(fmt::format("cannot write {}: {}", p.string(), std::strerror(errno)));
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    if (!ok) throw std::runtime_error("cannot write " + p.string());
 }
 
 void write_file(const fs::path& p, const std::string& text) {
@@ -135,8 +150,10 @@ bool probe(std::uint16_t port, const fs::path& pki, const std::string& sae_file,
 std::pair<std::string, std::string> prepare_demo(const DemoOptions& o) {
     fs::path dir = fs::absolute(o.dir);
     fs::path pki = dir / "pki";
-    fs::create_directories(pki);
-    fs::create_directories(dir / "state");
+    // The PKI folder holds private keys and the link seed, the state folder the databases:
+    // owner-only (secrets_at_rest.hpp).
+    make_private_dirs(pki.string());
+    make_private_dirs((dir / "state").string());
     fs::create_directories(dir / "site-a");
     fs::create_directories(dir / "site-b");
     if (!fs::exists(pki / "ca.pem")) {
@@ -150,8 +167,7 @@ std::pair<std::string, std::string> prepare_demo(const DemoOptions& o) {
     if (!fs::exists(pki / "link_ab.seed")) {
         std::vector<std::uint8_t> seed(32);
         random_bytes(seed);
-        write_file(pki / "link_ab.seed", hex_encode(seed) + "\n");
-        fs::permissions(pki / "link_ab.seed", fs::perms::owner_read | fs::perms::owner_write);
+        write_private_file(pki / "link_ab.seed", hex_encode(seed) + "\n");
     }
     const std::uint16_t pa = o.port_a ? o.port_a : free_port(), pb = o.port_b ? o.port_b : free_port();
     const std::uint16_t ma = free_port(), mb = free_port();

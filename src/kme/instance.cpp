@@ -7,12 +7,16 @@
 #include <filesystem>
 
 #include "qkd/kme/peer_client.hpp"
+#include "qkd/kme/secrets_at_rest.hpp"
 #include "qkd/kme/tls.hpp"
 
 namespace qkd::kme {
 
 Instance::Instance(boost::asio::io_context& io, Config cfg) : io_(io), cfg_(std::move(cfg)), expiry_(io) {
-    if (auto dir = std::filesystem::path(cfg_.state_db).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
+    // Refuses secrets others can read before anything is created or read (secrets_at_rest.hpp);
+    // the state folder is created owner-only.
+    check_secrets_at_rest(cfg_);
+    make_private_dirs(std::filesystem::path(cfg_.state_db).parent_path().string());
     const bool full = cfg_.state_sync == "full";
     store_ = std::make_unique<Store>(cfg_.state_db, full ? StateSync::Full : StateSync::Normal);
     // Group commits run on the event loop: no thread hand-off between a request and its commit.

@@ -139,9 +139,20 @@ ApiResult<etsi014::Status> KeyManager::status(const std::string& caller, const s
     s.master_SAE_ID = caller;
     s.slave_SAE_ID = slave;
     s.key_size = l.default_key_size;
-    s.stored_key_count = static_cast<std::int64_t>(link->out->available(clock_.now()) / static_cast<double>(l.default_key_size)) +
-                         static_cast<std::int64_t>(prefetched_ready(caller, slave));
+    // What can be handed out to this pair: the device buffer plus keys stocked for it (prefetch).
+    // Stocked keys are held inside the buffer (KeySource::set_held), so the sum stays within
+    // max_key_count; the bound below covers a refill racing this read. A key-file link has no
+    // buffer of its own: when its folder holds more than max_key_count keys, max_key_count says
+    // so instead, since hiding keys would make the count disagree with what can be handed out
+    // (issue 17, item 5: a client's sanity check refuses stored_key_count > max_key_count).
+    prune_all_stock();
+    const auto buffered = static_cast<std::int64_t>(link->out->available(clock_.now()) / static_cast<double>(l.default_key_size));
+    s.stored_key_count = buffered + static_cast<std::int64_t>(prefetched_ready(caller, slave));
     s.max_key_count = l.max_key_count;
+    if (s.stored_key_count > s.max_key_count) {
+        if (link->out->key_files() >= 0) s.max_key_count = s.stored_key_count;
+        else s.stored_key_count = s.max_key_count;
+    }
     s.max_key_per_request = l.max_key_per_request;
     s.max_key_size = l.max_key_size;
     s.min_key_size = l.min_key_size;

@@ -46,6 +46,7 @@ struct KeyManager::Prefetch {
     std::deque<std::pair<SyncKey, std::chrono::steady_clock::time_point>> ready;  // reserved on the peer, oldest first
     std::size_t target = 8;  // keys to hold: doubles when a request finds too few, halves when keys age out
     bool refilling = false;
+    std::size_t in_flight = 0;  // keys of the refill under way: taken from the pool, not yet ready
     std::chrono::steady_clock::time_point retry_after{};  // after a failed refill: the peer is down or slow
 };
 

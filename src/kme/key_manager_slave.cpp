@@ -210,6 +210,7 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
 
 std::size_t KeyManager::expire_reservations() {
     for (auto& [l, link] : links_) link->out->maintain(clock_.now());  // the source's housekeeping (key files: rescan, wipe used ones)
+    prune_all_stock();  // aged stock leaves the device buffer's count
     const std::int64_t now = now_unix();
     std::vector<Op> ops;
     {

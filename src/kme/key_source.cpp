@@ -15,6 +15,7 @@ public:
     double available(TimePoint now) override { return pool_.available(now); }
     bool take(double bits, TimePoint now) override { return pool_.take(bits, now); }
     bool in_outage(TimePoint now) const override { return pool_.in_outage(now); }
+    void set_held(double bits) override { pool_.set_held(bits); }
     std::string fingerprint(std::uint64_t offset, std::size_t n) const override { return stream_.fingerprint(offset, n); }
 
 private:

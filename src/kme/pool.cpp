@@ -21,7 +21,13 @@ bool Pool::in_outage(TimePoint now) const {
 }
 
 void Pool::refill(TimePoint now) {
-    if (now <= last_) return;
+    // Keys held ahead (set_held) are part of the device buffer: available + held <= capacity, so
+    // Get status never counts more keys than the buffer holds (issue 17, item 5).
+    const double cap = std::max(0.0, cap_ - held_);
+    if (now <= last_) {
+        bits_ = std::min(bits_, cap);
+        return;
+    }
     // Integrate the rate over [last_, now] skipping outages, in steps no longer than 100 ms so an
     // outage boundary is never missed by more than that.
     auto t = last_;
@@ -29,9 +35,9 @@ void Pool::refill(TimePoint now) {
         auto step = std::min<std::chrono::steady_clock::duration>(now - t, std::chrono::milliseconds(100));
         if (!in_outage(t)) bits_ += rate_ * std::chrono::duration<double>(step).count();
         t += step;
-        if (bits_ >= cap_) break;
+        if (bits_ >= cap) break;
     }
-    bits_ = std::min(bits_, cap_);
+    bits_ = std::min(bits_, cap);
     last_ = now;
 }
 
@@ -39,6 +45,11 @@ double Pool::available(TimePoint now) {
     std::lock_guard lk(mu_);
     refill(now);
     return bits_;
+}
+
+void Pool::set_held(double bits) {
+    std::lock_guard lk(mu_);
+    held_ = std::max(0.0, bits);
 }
 
 bool Pool::take(double bits, TimePoint now) {

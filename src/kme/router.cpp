@@ -14,6 +14,7 @@
 #include "qkd/common/encoding.hpp"
 #include "qkd/etsi014/codec.hpp"
 #include "qkd/kme/sync_codec.hpp"
+#include "request_forms.hpp"
 
 namespace qkd::kme {
 namespace http = boost::beast::http;
@@ -46,12 +47,6 @@ Response method_not_allowed(const HttpRequest& req, const char* allow) {
     return res;
 }
 
-std::optional<std::int64_t> parse_int(std::string_view s) {
-    std::int64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-    return v;
-}
 
 }  // namespace
 
@@ -120,27 +115,13 @@ void route(HttpRequest request, const Caller& caller_in, KeyManager& km, RouteDo
     }
 
     if (method == "enc_keys") {
-        // ETSI 014 5.3 Get key: POST with a Key request body, or GET with number/size as query.
+        // ETSI 014 5.3 Get key: POST with a Key request body, or GET with number/size as query
+        // (either place whatever the method unless [kme] strict: request_forms.hpp).
         etsi014::KeyRequest& kr = ctx->kr;
-        if (is_get) {
-            if (!req.body().empty()) return reply(bad_request(req, "the GET form of Get key carries no body; use POST"), Endpoint::EncKeys);
-            for (const auto& [k, v] : tp->query) {
-                std::optional<std::int64_t>* dst = k == "number" ? &kr.number : k == "size" ? &kr.size : nullptr;
-                if (!dst)
-                    return reply(bad_request(req, fmt::format("query parameter '{}' is not allowed; the GET form takes only number and size (use POST for more)", k.substr(0, 64))), Endpoint::EncKeys);
-                if (dst->has_value()) return reply(bad_request(req, fmt::format("query parameter '{}' is given twice", k)), Endpoint::EncKeys);
-                auto n = parse_int(v);
-                if (!n) return reply(bad_request(req, fmt::format("query parameter '{}' must be an integer, got \"{}\"", k, v.substr(0, 32))), Endpoint::EncKeys);
-                *dst = *n;
-            }
-        } else if (is_post) {
-            if (!tp->query.empty()) return reply(bad_request(req, "the POST form of Get key takes its parameters in the JSON body, not the query"), Endpoint::EncKeys);
-            auto d = etsi014::decode_key_request(req.body());
-            if (!d) return reply(bad_request(req, d.error().message), Endpoint::EncKeys);
-            kr = std::move(*d);
-        } else {
-            return reply(method_not_allowed(req, "GET, POST"), Endpoint::EncKeys);
-        }
+        if (!is_get && !is_post) return reply(method_not_allowed(req, "GET, POST"), Endpoint::EncKeys);
+        auto r = key_request_of(is_get, *tp, req.body(), km.config().strict_forms);
+        if (!r) return reply(bad_request(req, r.error()), Endpoint::EncKeys);
+        kr = std::move(*r);
         km.get_key(caller.sae_id, sae, kr, [ctx](ApiResult<etsi014::KeyContainer> r) {
             if (!r) return ctx->done(Routed{error_response(ctx->req, r.error()), Endpoint::EncKeys});
             if (!ctx->kr.extension_optional.empty()) {
@@ -156,25 +137,13 @@ void route(HttpRequest request, const Caller& caller_in, KeyManager& km, RouteDo
     }
 
     if (method == "dec_keys") {
-        // ETSI 014 5.4 Get key with key IDs: POST with Key IDs, or GET with exactly one key_ID.
+        // ETSI 014 5.4 Get key with key IDs: POST with Key IDs, or GET with exactly one key_ID
+        // (either place whatever the method unless [kme] strict: request_forms.hpp).
         etsi014::KeyIds& ids = ctx->ids;
-        if (is_get) {
-            if (!req.body().empty()) return reply(bad_request(req, "the GET form of Get key with key IDs carries no body; use POST"), Endpoint::DecKeys);
-            for (const auto& [k, v] : tp->query) {
-                if (k != "key_ID")
-                    return reply(bad_request(req, fmt::format("query parameter '{}' is not allowed; the GET form takes exactly one key_ID", k.substr(0, 64))), Endpoint::DecKeys);
-                ids.key_IDs.push_back(etsi014::KeyIdEntry{v, std::nullopt});
-            }
-            if (ids.key_IDs.size() != 1)
-                return reply(bad_request(req, "the GET form takes exactly one key_ID query parameter; use POST for several"), Endpoint::DecKeys);
-        } else if (is_post) {
-            if (!tp->query.empty()) return reply(bad_request(req, "the POST form takes the key IDs in the JSON body, not the query"), Endpoint::DecKeys);
-            auto d = etsi014::decode_key_ids(req.body());
-            if (!d) return reply(bad_request(req, d.error().message), Endpoint::DecKeys);
-            ids = std::move(*d);
-        } else {
-            return reply(method_not_allowed(req, "GET, POST"), Endpoint::DecKeys);
-        }
+        if (!is_get && !is_post) return reply(method_not_allowed(req, "GET, POST"), Endpoint::DecKeys);
+        auto r = key_ids_of(is_get, *tp, req.body(), km.config().strict_forms);
+        if (!r) return reply(bad_request(req, r.error()), Endpoint::DecKeys);
+        ids = std::move(*r);
         km.get_key_with_ids(caller.sae_id, sae, ids, [ctx](ApiResult<etsi014::KeyContainer> r) {
             if (!r) return ctx->done(Routed{error_response(ctx->req, r.error()), Endpoint::DecKeys});
             ctx->done(Routed{json_response(ctx->req, http::status::ok, etsi014::encode(*r)), Endpoint::DecKeys});

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +46,9 @@ std::vector<std::string> slaves_parse(const unsigned char* t) {
 }  // namespace
 
 Store::Store(const std::string& path, StateSync sync) : path_(path), sync_(sync) {
+    // Owner-only (issue 17, item 4): the database holds the local link's seed. SQLite gives its WAL
+    // and shared-memory files the database file's mode, so creating the file first covers them.
+    if (const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) ::close(fd);
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
         std::string m = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);

@@ -39,7 +39,7 @@ def edit(name, pattern, repl):
 # The link's material from key files (relative to the config file); no stock of keys reserved
 # ahead, so offsets follow the requests.
 for k in ("a", "b"):
-    os.makedirs(folders[k])
+    os.makedirs(folders[k], mode=0o700)  # owner-only: others may not open key_dir (secrets at rest)
     edit(f"kme_{k}.toml", r'(?m)^link_seed_file = .*\n', f'key_dir = "keys_{k}"\n')
     edit(f"kme_{k}.toml", r"(?m)^key_rate = .*\n", "")
     edit(f"kme_{k}.toml", r"(?m)^prefetch_keys = .*$", "prefetch_keys = 0")

@@ -460,6 +460,51 @@ TEST_F(Prefetching, LaterRequestsNeedNoPeerRoundTripAndStayConsistent) {
     EXPECT_GT(to_b->calls, calls);
 }
 
+// Issue 17 item 5: stocked keys are part of the device buffer, so Get status never reports more
+// than max_key_count, even on a link that refills at once.
+TEST_F(Prefetching, StatusCountsStockedKeysInsideTheBuffer) {
+    ca.peers[0].link.key_rate_bps = 1e9;  // the buffer is full again 1 ms after any take
+    restart();
+    ASSERT_TRUE(enc("SAE_A", "SAE_B"));
+    settle();
+    clock.advance(std::chrono::milliseconds(1));
+    const auto ready = a->prefetched_ready("SAE_A", "SAE_B");
+    ASSERT_GT(ready, 0u);
+    auto st = a->status("SAE_A", "SAE_B");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->max_key_count, 64);
+    EXPECT_EQ(st->stored_key_count, 64);  // 64 - ready in the pool + ready in stock, not 64 + ready
+    // Stock aged out: burned, and the pool refills into its place.
+    clock.advance(std::chrono::seconds(2));
+    st = a->status("SAE_A", "SAE_B");
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->stored_key_count, 64);
+    EXPECT_EQ(a->prefetched_ready("SAE_A", "SAE_B"), 0u);
+}
+
+TEST_F(Prefetching, StatusMatchesWhatCanBeHandedOut) {
+    // No refill (key_rate 0): stored_key_count is exactly the number of keys the master still gets.
+    ASSERT_TRUE(enc("SAE_A", "SAE_B"));
+    settle();
+    auto st = a->status("SAE_A", "SAE_B");
+    ASSERT_TRUE(st);
+    EXPECT_LT(st->stored_key_count, 64);
+    std::int64_t got = 0;
+    for (int i = 0; i < 200; ++i) {
+        auto m = enc("SAE_A", "SAE_B");
+        settle();
+        if (!m) {
+            EXPECT_EQ(m.error().status, 503);
+            break;
+        }
+        ++got;
+        auto now = a->status("SAE_A", "SAE_B");
+        ASSERT_TRUE(now);
+        EXPECT_LE(now->stored_key_count, st->stored_key_count - got);
+    }
+    EXPECT_EQ(got, st->stored_key_count);
+}
+
 TEST_F(Prefetching, AgedKeysAreBurnedNotHandedOut) {
     ASSERT_TRUE(enc("SAE_A", "SAE_B"));
     settle();

@@ -32,3 +32,18 @@ TEST(Pool, NoMaterialDuringScheduledOutages) {
     EXPECT_TRUE(p.in_outage(t0 + milliseconds(11500)));
     EXPECT_NEAR(p.available(t0 + seconds(4)), 2000, 101);  // 4 s minus 2 s of outage
 }
+
+TEST(Pool, HeldBitsStayInsideTheBuffer) {
+    LinkConfig lc;
+    lc.key_rate_bps = 1000;
+    auto t0 = steady_clock::time_point(hours(1));
+    Pool p(lc, 10000, t0);  // starts full
+    ASSERT_TRUE(p.take(4000, t0));
+    p.set_held(4000);  // the 4000 bits taken are still in the KME (stocked keys)
+    EXPECT_NEAR(p.available(t0 + seconds(100)), 6000, 1);
+    p.set_held(1000);  // 3000 bits handed out: the device refills at its rate
+    EXPECT_NEAR(p.available(t0 + seconds(101)), 7000, 1);
+    EXPECT_NEAR(p.available(t0 + seconds(200)), 9000, 1);
+    p.set_held(9500);  // more held than the pool leaves room for: the pool shrinks at once
+    EXPECT_NEAR(p.available(t0 + seconds(200)), 500, 1);
+}

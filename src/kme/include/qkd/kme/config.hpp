@@ -69,6 +69,9 @@ struct Config {
     std::string tls_min_version = "1.3";
     std::vector<std::string> tls_groups{"X25519MLKEM768", "X25519", "P-256"};
     bool pq_only = false;
+    // [kme] strict: Get key and Get key with key IDs take only the standard form of each method
+    // (no body on GET, no query on POST); false reads both places (request_forms.hpp).
+    bool strict_forms = false;
     std::string state_db;
     // "normal": a committed group survives kill -9 (high-water marks also a power loss);
     // "full": every group is fsynced before it is answered (survives a power loss). See Store.

@@ -137,6 +137,13 @@ private:
     bool take_prefetched(const std::string& caller, const std::vector<std::string>& slaves, const std::string& peer_kme,
                          std::int64_t number, std::int64_t size, std::vector<SyncKey>& out);
     void refill(Prefetch& pf);
+    // With pf_mu_ held: drops (burns) stocked keys too old to hand out; returns how many.
+    std::size_t prune_aged_locked(Prefetch& pf, std::chrono::steady_clock::time_point now);
+    // With pf_mu_ held: tells the link to `peer_kme` how many bits its stock holds (ready and in
+    // flight), so the device buffer counts them (KeySource::set_held).
+    void sync_held_locked(const std::string& peer_kme);
+    // Burns aged stock of every combination (Get status and housekeeping).
+    void prune_all_stock();
     std::chrono::steady_clock::duration prefetch_max_age() const;
 
     const Config& cfg_;

@@ -76,6 +76,9 @@ public:
     virtual bool take(double bits, TimePoint now) = 0;
     // The link is down (no new material) at `now`.
     virtual bool in_outage(TimePoint now) const = 0;
+    // Bits KeyManager has taken and still holds, not handed out yet (keys reserved ahead on the
+    // peer, prefetch_keys): a source with a device buffer keeps available() + held within it.
+    virtual void set_held(double bits) { (void)bits; }
     // KeyManager resumes allocation at `offset` (its stored high-water mark) after a start: a source
     // whose budget is a position in a finite stream counts from there. Called once, before any take.
     virtual void resume_at(std::uint64_t offset) { (void)offset; }

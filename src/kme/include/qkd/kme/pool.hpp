@@ -19,11 +19,15 @@ public:
     // Takes `bits` if that much is available; false (and nothing taken) otherwise.
     bool take(double bits, TimePoint now);
     bool in_outage(TimePoint now) const;
+    // Bits taken from the pool and still held by the KME, not yet handed out (the prefetch stock):
+    // they stay in the device buffer, so the pool refills only up to capacity minus them.
+    void set_held(double bits);
 
 private:
     void refill(TimePoint now);
     double rate_;
     double cap_;
+    double held_ = 0;
     double bits_;
     std::vector<Outage> outages_;
     TimePoint start_, last_;
