@@ -300,6 +300,12 @@ void GatewayDaemon::child_sa_down(const ike::ChildSaRef& ref) {
     spdlog::info("gateway {}: child SA {} / {} {}", gw, spi_hex(ref.spi_in), spi_hex(ref.spi_out), rekeyed ? "retired after rekey" : "down");
 }
 
+// Why the engine dropped a datagram, rate-limited (drop_log.hpp): the operator sees more than
+// "peer did not answer".
+void GatewayDaemon::datagram_dropped(const ike::Endpoint& remote, ike::DropReason reason, std::string_view detail) {
+    if (auto line = drop_log_.note(std::chrono::steady_clock::now(), remote, reason, detail)) spdlog::info("{}", *line);
+}
+
 void GatewayDaemon::ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) {
     const char* what = ev == ike::IkeSaEvent::Up ? "up" : ev == ike::IkeSaEvent::Rekeyed ? "rekeyed" : ev == ike::IkeSaEvent::Down ? "down" : "failed";
     auto lvl = ev == ike::IkeSaEvent::Failed ? spdlog::level::warn : spdlog::level::info;

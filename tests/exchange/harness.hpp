@@ -58,6 +58,7 @@ struct Peer final : EventSink {
     std::map<std::uint32_t, InstalledSa> installed;  // by spi_in
     std::vector<std::string> events;
     std::vector<std::string> ike_events;
+    std::vector<std::string> drops;  // "reason: detail" per dropped datagram
 
     void send_datagram(const Endpoint& local, const Endpoint& remote, std::span<const std::uint8_t> bytes) override;
     static std::vector<std::uint8_t> v(const SecretBytes& s) { return {s.view().begin(), s.view().end()}; }
@@ -79,6 +80,9 @@ struct Peer final : EventSink {
     void ike_sa_event(const IkeSaInfo& sa, IkeSaEvent ev, std::string_view reason) override {
         static const char* names[] = {"Up", "Rekeyed", "Down", "Failed"};
         ike_events.push_back(std::string(names[static_cast<int>(ev)]) + " " + sa.gateway + ": " + std::string(reason));
+    }
+    void datagram_dropped(const Endpoint&, DropReason r, std::string_view detail) override {
+        drops.push_back(std::string(to_string(r)) + ": " + std::string(detail));
     }
 };
 

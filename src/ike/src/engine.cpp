@@ -21,7 +21,33 @@ std::string_view to_string(IkeSaState s) {
     return "?";
 }
 
+std::string_view to_string(DropReason r) {
+    switch (r) {
+        case DropReason::NotIke: return "not IKE (no non-ESP marker)";
+        case DropReason::Malformed: return "malformed";
+        case DropReason::BadInitRequest: return "invalid IKE_SA_INIT request";
+        case DropReason::InitMismatch: return "IKE_SA_INIT differs from the one of this SPIi";
+        case DropReason::NoGateway: return "no gateway for this address";
+        case DropReason::HalfOpenLimit: return "half-open SA limit reached";
+        case DropReason::UnknownSa: return "no IKE SA with these SPIs";
+        case DropReason::NotEncrypted: return "not encrypted";
+        case DropReason::UnexpectedResponse: return "unexpected response";
+        case DropReason::OutsideWindow: return "message ID outside the window";
+        case DropReason::AnswerPending: return "retransmission while our answer is pending";
+        case DropReason::IntegrityFailed: return "integrity check failed";
+        case DropReason::TooLarge: return "reassembled message too large";
+        case DropReason::Count: break;
+    }
+    return "?";
+}
+
 // ---------------------------------------------------------------- utilities
+
+void Engine::Impl::drop(const Endpoint& remote, DropReason why, std::string_view detail) {
+    ++stats.dropped;
+    ++stats.drops[static_cast<std::size_t>(why)];
+    sink.datagram_dropped(remote, why, detail);
+}
 
 std::uint64_t Engine::Impl::random_spi() {
     std::uint64_t v = 0;
@@ -143,14 +169,14 @@ void Engine::Impl::on_datagram(const Endpoint& local, const Endpoint& remote, Da
     if (local.port == 4500 || remote.port == 4500) {
         if (bytes.size() == 1 && bytes[0] == 0xFF) return;  // NAT keepalive (RFC 3948 2.3)
         if (bytes.size() < wire::kNonEspMarkerSize || bytes[0] || bytes[1] || bytes[2] || bytes[3]) {
-            ++stats.dropped;  // ESP belongs to the data plane
+            drop(remote, DropReason::NotIke);  // ESP belongs to the data plane
             return;
         }
         bytes = bytes.subspan(wire::kNonEspMarkerSize);
     }
     auto outer = wire::decode_outer(bytes);
     if (!outer) {
-        ++stats.dropped;
+        drop(remote, DropReason::Malformed, outer.error().message);
         return;
     }
     const wire::Header& h = outer->header;
@@ -161,7 +187,7 @@ void Engine::Impl::on_datagram(const Endpoint& local, const Endpoint& remote, Da
     // Our SPI is the responder's when the sender is the original initiator, and vice versa.
     IkeSa* sa = find(h.from_initiator() ? h.spi_r : h.spi_i);
     if (!sa || (h.from_initiator() == sa->initiator)) {
-        ++stats.dropped;
+        drop(remote, DropReason::UnknownSa, wire::to_string(h.exchange));
         return;
     }
     if (h.exchange == ExchangeType::IkeSaInit) {
@@ -169,7 +195,7 @@ void Engine::Impl::on_datagram(const Endpoint& local, const Endpoint& remote, Da
         return;
     }
     if (!outer->encrypted || !sa->crypter) {
-        ++stats.dropped;
+        drop(remote, DropReason::NotEncrypted, wire::to_string(h.exchange));
         return;
     }
     handle_encrypted(*sa, local, remote, *outer);
@@ -180,13 +206,13 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
     const wire::Header& h = outer.header;
     if (h.is_response()) {
         if (!sa.active || sa.active->waiting || sa.active->message_id != h.message_id) {
-            ++stats.dropped;  // late retransmit or unsolicited
+            drop(remote, DropReason::UnexpectedResponse, "message ID " + std::to_string(h.message_id));
             return;
         }
     } else if (sa.responding) {
         // Our answer to the last request waits for an outside input (tasks/task.hpp); the
         // retransmission is answered from the cache once it exists. Window size 1 (2.3).
-        ++stats.dropped;
+        drop(remote, DropReason::AnswerPending, "message ID " + std::to_string(h.message_id));
         return;
     } else if (sa.last_response_id && h.message_id == *sa.last_response_id) {
         // RFC 7296 2.1: a retransmitted request is answered with the cached response. Only the
@@ -198,12 +224,13 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
         }
         return;
     } else if (h.message_id != sa.expected_request) {
-        ++stats.dropped;  // outside the window (size 1)
+        drop(remote, DropReason::OutsideWindow,
+             "message ID " + std::to_string(h.message_id) + ", expected " + std::to_string(sa.expected_request));
         return;
     }
     auto plain = sa.crypter->open(outer);
     if (!plain) {
-        ++stats.dropped;  // RFC 7296 2.21.2: ICV failures are dropped silently
+        drop(remote, DropReason::IntegrityFailed);  // RFC 7296 2.21.2: no answer
         return;
     }
     std::vector<std::uint8_t> whole;
@@ -223,7 +250,7 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
             r->bytes += plain->size();
             if (r->bytes > wire::kMaxMessageSize) {
                 sa.reassembly.reset();
-                ++stats.dropped;
+                drop(remote, DropReason::TooLarge, std::to_string(r->bytes) + " octets");
                 return;
             }
             slot = std::move(plain).value();
@@ -245,13 +272,15 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
     auto payloads = wire::decode_chain(whole, first);
     Message m;
     m.header = h;
-    bool valid = payloads.ok();
-    if (valid) {
+    std::string bad;
+    if (!payloads) {
+        bad = payloads.error().message;
+    } else {
         m.payloads = std::move(payloads).value();
-        valid = wire::check_rules(h, true, m.payloads).ok();
+        if (auto r = wire::check_rules(h, true, m.payloads); !r) bad = r.error().message;
     }
-    if (!valid) {
-        ++stats.dropped;
+    if (!bad.empty()) {
+        drop(remote, DropReason::Malformed, wire::to_string(h.exchange) + ": " + bad);
         if (!h.is_response()) {
             // RFC 7296 2.21.2: answer a broken request in an authenticated SA with INVALID_SYNTAX.
             sa.expected_request = h.message_id + 1;

@@ -39,6 +39,10 @@ struct Engine::Impl {
     EngineStats stats;
     std::array<std::uint8_t, 32> cookie_secret{};
     std::uint8_t cookie_version = 1;
+    // IKE_SA_INIT requests that reached a key generation, in this and the previous second
+    // (EngineOptions::cookie_rate).
+    TimePoint init_window{};
+    std::size_t init_work = 0, init_work_prev = 0;
 
     // --- utilities (engine.cpp)
     TimePoint now() const { return clock.now(); }
@@ -50,6 +54,8 @@ struct Engine::Impl {
     IkeSa* find(std::uint64_t own);
     IkeSa* find_by_gateway(std::string_view name);
     std::size_t half_open() const;
+    void roll_init_window();
+    bool init_rate_high();  // RFC 7296 2.6 cookies by the rate of IKE_SA_INIT work
     IkeSa& new_sa(const GatewayConfig& gw, bool initiator);
     void rekey_ike_sa_spis(IkeSa& sa, std::uint64_t old_own);
 
@@ -62,6 +68,9 @@ struct Engine::Impl {
         std::string why;
     };
     AuthChoice gateway_for_auth(const IkeSa& sa, const Identity& idi, const Identity* idr) const;
+
+    // Counts and reports a dropped datagram (engine.cpp).
+    void drop(const Endpoint& remote, DropReason why, std::string_view detail = {});
 
     // --- sending and tasks (engine.cpp; the exchanges are task objects in tasks/, task.hpp)
     void send_raw(const Endpoint& local, const Endpoint& remote, Datagram bytes);

@@ -226,12 +226,29 @@ private:
 
 std::unique_ptr<ExchangeTask> make_ike_init(Engine::Impl& e) { return std::make_unique<IkeInit>(e); }
 
+void Engine::Impl::roll_init_window() {
+    const TimePoint t = now();
+    if (t - init_window < std::chrono::seconds{1}) return;
+    init_work_prev = t - init_window < std::chrono::seconds{2} ? init_work : 0;
+    init_work = 0;
+    init_window = t;
+}
+
+bool Engine::Impl::init_rate_high() {
+    roll_init_window();
+    return opts.cookie_rate > 0 && std::max(init_work, init_work_prev) >= opts.cookie_rate;
+}
+
 // The stateless gate: everything an IKE_SA_INIT request must pass before it costs a key
 // generation and an SA (RFC 7296 2.6 cookies, proposal choice, INVALID_KE_PAYLOAD).
 void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& remote, const OuterMessage& m, Datagram raw) {
     const wire::Header& h = m.header;
-    if (h.spi_r != 0 || h.message_id != 0 || !wire::check_rules(h, m.encrypted, m.plain)) {
-        ++stats.dropped;
+    if (h.spi_r != 0 || h.message_id != 0) {
+        drop(remote, DropReason::BadInitRequest, "SPIr or message ID not zero");
+        return;
+    }
+    if (auto r = wire::check_rules(h, m.encrypted, m.plain); !r) {
+        drop(remote, DropReason::BadInitRequest, r.error().message);
         return;
     }
     // RFC 7296 2.1: a retransmitted IKE_SA_INIT gets the same answer, not a new SA.
@@ -240,12 +257,12 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
         if (sa && sa->remote.addr == remote.addr && std::equal(raw.begin(), raw.end(), sa->init_request.begin(), sa->init_request.end()))
             for (const auto& pkt : sa->last_response) send_raw(sa->local, sa->remote, pkt);
         else
-            ++stats.dropped;
+            drop(remote, DropReason::InitMismatch);
         return;
     }
     const GatewayConfig* gw = gateway_for_peer(local, remote);
     if (!gw) {
-        ++stats.dropped;
+        drop(remote, DropReason::NoGateway);
         return;
     }
     Message msg{h, m.plain};
@@ -253,8 +270,10 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
     const auto* kei = msg.get<wire::KePayload>(PayloadType::Ke);
     const auto* sai = msg.get<wire::SaPayload>(PayloadType::Sa);
 
-    // RFC 7296 2.6: under half-open load, ask for a stateless cookie first.
-    if (half_open() >= opts.cookie_threshold) {
+    // RFC 7296 2.6: under half-open load, or when IKE_SA_INIT requests arrive faster than we
+    // want to spend key generations on them, ask for a stateless cookie first: a cookie proves
+    // the initiator's address before any expensive step.
+    if (half_open() >= opts.cookie_threshold || init_rate_high()) {
         const auto spi = be64(h.spi_i);
         auto hash = crypto::sha256({ni->data, std::span(remote.addr.bytes.data(), remote.addr.size()), spi, cookie_secret});
         std::vector<std::uint8_t> cookie{cookie_version};
@@ -269,7 +288,7 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
         }
     }
     if (half_open() >= opts.max_half_open) {
-        ++stats.dropped;
+        drop(remote, DropReason::HalfOpenLimit);
         return;
     }
     auto sel = select_ike(gw->ike_proposals, *sai, kei->group);
@@ -285,6 +304,15 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
                         wire::make_notify(NotifyType::InvalidKePayload, {std::uint8_t(g >> 8), std::uint8_t(g)}));
         return;
     }
+    // Cheap checks of KEi (method, length) before the key generation they would otherwise cost.
+    KeyExchanges kex;
+    kex.set_method(0, sel->group);
+    if (auto ok = kex.check(0, kei->group, kei->data, true); !ok) {
+        stateless_reply(*this, local, remote, h, wire::make_notify(ok.error().notify));
+        return;
+    }
+    roll_init_window();
+    ++init_work;
     IkeSa& sa = new_sa(*gw, false);
     sa.spi_i = h.spi_i;
     sa.local = local;
@@ -305,9 +333,12 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
 
 void Engine::Impl::process_init_response(IkeSa& sa, const OuterMessage& m, Datagram raw) {
     const wire::Header& h = m.header;
-    if (sa.state != SaState::InitSent || !sa.active || sa.active->waiting || h.message_id != 0 ||
-        !wire::check_rules(h, m.encrypted, m.plain)) {
-        ++stats.dropped;
+    if (sa.state != SaState::InitSent || !sa.active || sa.active->waiting || h.message_id != 0) {
+        drop(sa.remote, DropReason::UnexpectedResponse, "IKE_SA_INIT response");
+        return;
+    }
+    if (auto r = wire::check_rules(h, m.encrypted, m.plain); !r) {
+        drop(sa.remote, DropReason::Malformed, "IKE_SA_INIT response: " + r.error().message);
         return;
     }
     sa.init_response.assign(raw.begin(), raw.end());  // RealMessage2 (2.15)

@@ -12,6 +12,7 @@
 #include "qkd/common/result.hpp"
 #include "qkd/daemon/config.hpp"
 #include "qkd/daemon/control.hpp"
+#include "qkd/daemon/drop_log.hpp"
 #include "qkd/daemon/error.hpp"
 #include "qkd/daemon/udp_io.hpp"
 #include "qkd/dataplane/dataplane.hpp"
@@ -44,8 +45,10 @@ public:
     void child_sa_rekeyed(const ike::ChildSaRef& old_sa, const ike::ChildSaKeys& new_sa) override;
     void child_sa_down(const ike::ChildSaRef& sa) override;
     void ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) override;
+    void datagram_dropped(const ike::Endpoint& remote, ike::DropReason reason, std::string_view detail) override;
 
 private:
+    DropLog drop_log_;
     struct Child {
         std::string gateway;
         std::uint32_t reqid = 0;

@@ -27,6 +27,10 @@
 //    Identity still converts); a responder picks the gateway in IKE_AUTH by IDi and IDr, so one
 //    gateway may hold IKE SAs of several peers; terminate(gateway) deletes all of them.
 //    initiate() returns the new IKE SA's id.
+//  - issue 15: every datagram the engine drops is counted by DropReason (EngineStats::drops) and
+//    reported through EventSink::datagram_dropped (default: ignored); the daemon logs it
+//    rate-limited. EngineOptions::cookie_rate turns cookies on by the rate of IKE_SA_INIT work.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -78,6 +82,9 @@ struct EngineOptions {
     double retransmit_backoff = 1.8;                  // multiplier per try (strongSwan's default)
     unsigned retransmit_tries = 5;                    // then the exchange fails
     std::size_t cookie_threshold = 32;                // half-open SAs before cookies are required
+    // RFC 7296 2.6 also by rate: IKE_SA_INIT requests that reach a key generation within one
+    // second before cookies are required (bogus KE data costs the same work); 0 = off.
+    std::size_t cookie_rate = 1000;
     std::size_t max_half_open = 1024;                 // hard cap on half-open SAs
     std::size_t fragment_size = 1280;                 // RFC 7383 2.5.1 (IP datagram size)
     std::size_t replay_window = 128;                  // passed to the data plane
@@ -144,6 +151,26 @@ struct ChildSaInfo {
 // peer stopped answering.
 enum class IkeSaEvent { Up, Rekeyed, Down, Failed };
 
+// Why a datagram was dropped without an answer (EngineStats::drops, EventSink::datagram_dropped).
+enum class DropReason {
+    NotIke,              // port 4500 without the non-ESP marker (ESP belongs to the data plane)
+    Malformed,           // the IKE header or a payload does not decode
+    BadInitRequest,      // IKE_SA_INIT request with SPIr, message ID or payloads against RFC 7296
+    InitMismatch,        // a known SPIi with a different IKE_SA_INIT request
+    NoGateway,           // no gateway for the peer's address
+    HalfOpenLimit,       // EngineOptions::max_half_open reached
+    UnknownSa,           // no IKE SA with these SPIs (or the wrong role)
+    NotEncrypted,        // a plain message where RFC 7296 wants an SK payload
+    UnexpectedResponse,  // late retransmission or unsolicited response
+    OutsideWindow,       // request message ID outside the window (RFC 7296 2.3)
+    AnswerPending,       // our answer to that request waits for an outside input
+    IntegrityFailed,     // ICV check failed (RFC 7296 2.21.2: dropped silently)
+    TooLarge,            // fragments beyond the reassembly bound (RFC 7383 2.6)
+    Count
+};
+inline constexpr std::size_t kDropReasons = static_cast<std::size_t>(DropReason::Count);
+std::string_view to_string(DropReason r);
+
 class EventSink {
 public:
     virtual ~EventSink() = default;
@@ -153,6 +180,11 @@ public:
     virtual void child_sa_down(const ChildSaRef& sa) = 0;
     // reason is human text for logs (e.g. "AUTHENTICATION_FAILED from peer").
     virtual void ike_sa_event(const IkeSaInfo& sa, IkeSaEvent ev, std::string_view reason) { (void)sa; (void)ev; (void)reason; }
+    // A datagram from `remote` was dropped; detail quotes what was wrong (may be empty). Called
+    // for every drop: a sink that logs must rate-limit (a flood calls it for each datagram).
+    virtual void datagram_dropped(const Endpoint& remote, DropReason reason, std::string_view detail) {
+        (void)remote; (void)reason; (void)detail;
+    }
 };
 
 enum class EngineErrc { InvalidConfig, UnknownGateway, DuplicateGateway, NotConnected, Busy, Crypto };
@@ -161,6 +193,8 @@ using EngineError = qkd::Error<EngineErrc>;
 struct EngineStats {
     std::uint64_t rx = 0, tx = 0, retransmits = 0, dropped = 0, cookies_sent = 0, invalid_ke_sent = 0;
     std::uint64_t ike_up = 0, ike_failed = 0, child_up = 0, child_rekeyed = 0, ike_rekeyed = 0;
+    std::array<std::uint64_t, kDropReasons> drops{};  // by DropReason; they sum to `dropped`
+    std::uint64_t drops_of(DropReason r) const { return drops[static_cast<std::size_t>(r)]; }
 };
 
 class Engine {
