@@ -36,19 +36,39 @@ TEST(Drops, EveryDropHasAReasonCountedAndReported) {
     EXPECT_EQ(sum, p.b.engine.stats().dropped);
 }
 
-// Rewrites a captured IKE_SA_INIT request with another SPIi and KE data of the right length that
-// is not a point of P-521 (x = y = 2^528 - 1).
-std::vector<std::uint8_t> bogus_init(const std::vector<std::uint8_t>& real, std::uint64_t spi_i) {
+// A captured IKE_SA_INIT request with another SPIi and, if `bad_point`, KE data of the right
+// length that is not a point of P-521 (x = y = 2^528 - 1).
+std::vector<std::uint8_t> copy_init(const std::vector<std::uint8_t>& real, std::uint64_t spi_i, bool bad_point) {
     auto outer = wire::decode_outer(real).value();
     outer.header.spi_i = spi_i;
     for (auto& pl : outer.plain)
-        if (auto* ke = std::get_if<wire::KePayload>(&pl.body)) std::fill(ke->data.begin(), ke->data.end(), 0xFF);
+        if (auto* ke = std::get_if<wire::KePayload>(&pl.body); ke && bad_point) std::fill(ke->data.begin(), ke->data.end(), 0xFF);
     return wire::encode_plain(outer.header, outer.plain);
 }
 
-TEST(Cookies, BadKeFloodTurnsCookiesOnAndARealInitiatorGetsThrough) {
+TEST(Cookies, BadPointFloodCostsNoKeyGeneration) {
     EngineOptions ob;
-    ob.cookie_threshold = 1000;  // the half-open count alone would never trigger
+    ob.cookie_rate = 50;
+    Pair p({}, ob);
+    p.add_default();
+    ASSERT_TRUE(p.a.engine.initiate("to-b").ok());
+    Datagram real = p.net.in_flight.front();
+    p.net.in_flight.clear();
+    // 400 x  HDR(SPIi = n), SAi1, KEi(not a point), Ni  -->  <--  HDR, N(INVALID_SYNTAX)
+    // The on-curve check runs before any key generation, so the flood neither costs one nor
+    // counts towards cookie_rate.
+    for (std::uint64_t n = 1; n <= 400; ++n) p.b.engine.on_datagram(real.dst, real.src, copy_init(real.bytes, n, true));
+    EXPECT_EQ(p.b.engine.stats().tx, 400u);
+    EXPECT_EQ(p.b.engine.stats().cookies_sent, 0u);
+    EXPECT_EQ(p.b.engine.list_ike_sas().size(), 0u);
+    auto outer = wire::decode_outer(p.net.in_flight.back().bytes).value();
+    ASSERT_EQ(outer.plain.size(), 1u);
+    EXPECT_EQ(std::get<wire::NotifyPayload>(outer.plain[0].body).type, wire::NotifyType::InvalidSyntax);
+}
+
+TEST(Cookies, InitFloodTurnsCookiesOnByRateAndARealInitiatorGetsThrough) {
+    EngineOptions ob;
+    ob.cookie_threshold = 1000;  // the half-open count alone would not trigger
     ob.cookie_rate = 50;
     Pair p({}, ob);
     p.add_default();
@@ -58,14 +78,14 @@ TEST(Cookies, BadKeFloodTurnsCookiesOnAndARealInitiatorGetsThrough) {
     Datagram real = p.net.in_flight.front();
     p.net.in_flight.clear();
 
-    // 400 x  HDR(SPIi = n), SAi1, KEi(not a point), Ni  -->   (spoofed from A's address)
-    for (std::uint64_t n = 1; n <= 400; ++n) p.b.engine.on_datagram(real.dst, real.src, bogus_init(real.bytes, n));
+    // 400 x  HDR(SPIi = n), SAi1, KEi (a valid point), Ni  -->   (spoofed from A's address)
+    for (std::uint64_t n = 1; n <= 400; ++n) p.b.engine.on_datagram(real.dst, real.src, copy_init(real.bytes, n, false));
     const auto st = p.b.engine.stats();
-    // <--  HDR, N(INVALID_SYNTAX) until 50 key generations were spent in this second,
+    // <--  HDR, SAr1, KEr, Nr until 50 key generations were spent in this second,
     // <--  HDR, N(COOKIE) for the rest: no key generation without a proven address.
-    EXPECT_EQ(st.tx - st.cookies_sent, 50u) << "INVALID_SYNTAX answers (each cost a key generation)";
+    EXPECT_EQ(st.tx - st.cookies_sent, 50u) << "answers that cost a key generation";
     EXPECT_EQ(st.cookies_sent, 350u);
-    EXPECT_EQ(p.b.engine.list_ike_sas().size(), 0u) << "bogus requests keep no state";
+    EXPECT_EQ(p.b.engine.list_ike_sas().size(), 50u);
     p.net.in_flight.clear();  // the answers to the flood go nowhere
 
     // The real initiator: HDR, SAi1, KEi, Ni  -->  <--  HDR, N(COOKIE)

@@ -19,16 +19,15 @@ std::optional<std::size_t> KeyExchanges::next(std::size_t slot) const {
 }
 
 Result<void, KeFailure> KeyExchanges::check(std::size_t slot, std::uint16_t method, std::span<const std::uint8_t> data,
-                                            bool /*from_initiator*/) const {
+                                            bool from_initiator) const {
     const crypto::KeGroup want = methods_.at(slot);
     if (method != static_cast<std::uint16_t>(want))
         return Err{KeFailure{wire::NotifyType::InvalidKePayload,
                              "KE method " + method_str(method) + ", expected " + method_str(static_cast<std::uint16_t>(want))}};
-    const std::size_t size = crypto::ke_public_size(want);
-    if (data.size() != size)
-        return Err{KeFailure{wire::NotifyType::InvalidSyntax, "KE data of method " + method_str(method) + " is " +
-                                                                  std::to_string(data.size()) + " octets, expected " +
-                                                                  std::to_string(size)}};
+    // Exact length per direction, the FIPS 203 7.2 modulus check of an ML-KEM encapsulation key,
+    // range / on-curve for MODP / ECP: all without a key generation.
+    if (auto ok = crypto::check_peer_data(want, data, from_initiator); !ok)
+        return Err{KeFailure{wire::NotifyType::InvalidSyntax, "KE data of method " + method_str(method) + ": " + ok.error().message}};
     return {};
 }
 
@@ -43,12 +42,15 @@ Result<std::vector<std::uint8_t>, KeFailure> KeyExchanges::build_i(std::size_t s
 }
 
 Result<std::vector<std::uint8_t>, KeFailure> KeyExchanges::process_r(std::size_t slot, std::span<const std::uint8_t> peer) {
-    auto ke = crypto::KeyExchange::generate(methods_.at(slot));
-    if (!ke) return Err{KeFailure{wire::NotifyType::NoProposalChosen, "key generation: " + ke.error().message}};
-    auto sk = ke->derive(peer);
-    if (!sk) return Err{KeFailure{wire::NotifyType::InvalidSyntax, "initiator's KE data: " + sk.error().message}};
-    secrets_.at(slot).emplace(std::move(sk).value());
-    return std::vector<std::uint8_t>(ke->public_value().begin(), ke->public_value().end());
+    // DH: generate + derive; ML-KEM: Encaps to the initiator's ek (crypto::KeyExchange::respond).
+    auto r = crypto::KeyExchange::respond(methods_.at(slot), peer);
+    if (!r) {
+        const bool bad_input = r.error().code == crypto::CryptoErrc::InvalidPeerValue;
+        return Err{KeFailure{bad_input ? wire::NotifyType::InvalidSyntax : wire::NotifyType::NoProposalChosen,
+                             "initiator's KE data: " + r.error().message}};
+    }
+    secrets_.at(slot).emplace(std::move(r->shared_secret));
+    return std::move(r->public_data);
 }
 
 Result<void, KeFailure> KeyExchanges::process_i(std::size_t slot, std::span<const std::uint8_t> peer) {
