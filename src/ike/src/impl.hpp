@@ -121,6 +121,7 @@ struct IkeSelection {
     EncrAlg encr;
     crypto::PrfAlg prf = crypto::PrfAlg::HmacSha512;
     crypto::KeGroup group = crypto::KeGroup::None;
+    AdditionalKeChoice addke{};  // RFC 9370 ADDKE1..7; None = no round for that slot
 };
 struct EspSelection {
     std::uint8_t number = 1;
@@ -128,7 +129,10 @@ struct EspSelection {
     EncrAlg encr;
     crypto::KeGroup group = crypto::KeGroup::None;
     bool esn = false;
+    AdditionalKeChoice addke{};  // only with a PFS group (CREATE_CHILD_SA + IKE_FOLLOWUP_KE)
 };
+// Responder (RFC 7296 2.7, RFC 9370 2.2.1): the first of the peer's proposals that one of ours
+// allows, with one transform of each type (ADDKE types included, each method at most once).
 // preferred_ke: the group of the KE payload received, chosen when both sides accept it.
 std::optional<IkeSelection> select_ike(const std::vector<IkeProposal>& ours, const wire::SaPayload& theirs,
                                        std::uint16_t preferred_ke);
@@ -138,7 +142,9 @@ wire::SaPayload ike_sa_payload(const std::vector<IkeProposal>& ours, std::span<c
 wire::SaPayload esp_sa_payload(const std::vector<EspProposal>& ours, std::uint32_t spi, bool with_ke);
 wire::SaPayload selected_ike_payload(const IkeSelection& s, std::span<const std::uint8_t> spi);
 wire::SaPayload selected_esp_payload(const EspSelection& s, std::uint32_t spi, bool with_ke);
-// Checks that a responder's single-proposal answer is one we offered.
+// Initiator: checks that a responder's single-proposal answer names a proposal number we sent and
+// takes from that proposal one transform of each type we offered there (ADDKE NONE or absent
+// only where we offered NONE), and maps it back to a selection.
 std::optional<IkeSelection> accept_ike(const std::vector<IkeProposal>& ours, const wire::SaPayload& answer);
 std::optional<EspSelection> accept_esp(const std::vector<EspProposal>& ours, const wire::SaPayload& answer, bool with_ke);
 // RFC 7296 2.9: the intersection of what the peer proposes with what we allow; empty = unacceptable.

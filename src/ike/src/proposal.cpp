@@ -1,7 +1,10 @@
 // strongSwan-style proposal strings (what swanctl.conf users write), e.g.
-// "aes256gcm16-prfsha512-ecp521" for IKE and "aes256gcm16-ecp521-esn" for ESP.
+// "aes256gcm16-prfsha512-ecp521" for IKE, "aes256gcm16-ecp521-esn" for ESP, and strongSwan 6's
+// RFC 9370 syntax "ke<n>_<method>" for the additional key exchanges ("...-ecp521-ke1_mlkem768",
+// "ke1_none" for an optional round).
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include "qkd/ike/proposal.hpp"
 
@@ -23,10 +26,12 @@ constexpr std::array kPrf = {
     // strongSwan accepts an integrity token in AEAD proposals to name the PRF.
     PrfToken{"sha256", PrfAlg::HmacSha256}, PrfToken{"sha384", PrfAlg::HmacSha384}, PrfToken{"sha512", PrfAlg::HmacSha512},
 };
+// The first token of a method is the one printed; "x25519" is strongSwan 6's alias of curve25519.
 struct KeToken { std::string_view token; KeGroup group; };
 constexpr std::array kKe = {
-    KeToken{"modp2048", KeGroup::Modp2048}, KeToken{"ecp256", KeGroup::Ecp256}, KeToken{"ecp384", KeGroup::Ecp384},
+    KeToken{"modp2048", KeGroup::Modp2048}, KeToken{"ecp256", KeGroup::Ecp256},       KeToken{"ecp384", KeGroup::Ecp384},
     KeToken{"ecp521", KeGroup::Ecp521},     KeToken{"curve25519", KeGroup::Curve25519}, KeToken{"x25519", KeGroup::Curve25519},
+    KeToken{"mlkem512", KeGroup::MlKem512}, KeToken{"mlkem768", KeGroup::MlKem768},   KeToken{"mlkem1024", KeGroup::MlKem1024},
 };
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -51,10 +56,53 @@ auto find(const Arr& arr, std::string_view tok) -> const typename Arr::value_typ
     return nullptr;
 }
 
+template <class T>
+void add_once(std::vector<T>& v, T x) {
+    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+}
+
 ProposalError err(ProposalErrc c, std::string m) { return ProposalError{c, std::move(m)}; }
 
-const char* kKnownIke = "aes128gcm16, aes256gcm16, prfsha256, prfsha384, prfsha512, modp2048, ecp256, ecp384, ecp521, curve25519";
-const char* kKnownEsp = "aes128gcm16, aes256gcm16, modp2048, ecp256, ecp384, ecp521, curve25519, esn, noesn";
+constexpr std::string_view kMethods = "modp2048, ecp256, ecp384, ecp521, curve25519 (x25519), mlkem512, mlkem768, mlkem1024";
+const std::string kKnownIke = "aes128gcm16, aes256gcm16, prfsha256, prfsha384, prfsha512, " + std::string(kMethods) +
+                              ", ke1_<method> .. ke7_<method>, ke1_none .. ke7_none";
+const std::string kKnownEsp = "aes128gcm16, aes256gcm16, " + std::string(kMethods) +
+                              ", ke1_<method> .. ke7_<method>, ke1_none .. ke7_none, esn, noesn";
+
+// "ke<n>_<method>" (RFC 9370 ADDKE<n>, strongSwan 6 syntax). Returns false if `tok` is not of
+// that form; sets `error` if it is but names a bad slot or method.
+bool parse_addke(std::string_view tok, std::string_view what, std::string_view prop, AdditionalKe& addke,
+                 std::optional<ProposalError>& error) {
+    if (tok.size() < 4 || tok.substr(0, 2) != "ke" || tok[3] != '_' || tok[2] < '0' || tok[2] > '9') return false;
+    const unsigned n = static_cast<unsigned>(tok[2] - '0');
+    const std::string where = "\"" + std::string(tok) + "\" in " + std::string(what) + " proposal \"" + std::string(prop) + "\"";
+    if (n < 1 || n > kMaxAdditionalKe) {
+        error = err(ProposalErrc::UnknownToken,
+                    "additional key exchange " + where + " names round " + std::to_string(n) + ", expected ke1_ .. ke7_");
+        return true;
+    }
+    const auto method = tok.substr(4);
+    if (method == "none") {
+        add_once(addke[n - 1], KeGroup::None);
+    } else if (auto* k = find(kKe, method)) {
+        add_once(addke[n - 1], k->group);
+    } else {
+        error = err(ProposalErrc::UnknownToken, "unknown key exchange method \"" + std::string(method) + "\" " + where +
+                                                    "; expected one of " + std::string(kMethods) + " or none");
+    }
+    return true;
+}
+
+// RFC 9370 2.2.1: additional exchanges follow a first one; "ke<n>_none" alone offers nothing.
+std::optional<ProposalError> check_addke(const AdditionalKe& addke, bool has_ke, std::string_view what, std::string_view prop) {
+    bool any = false;
+    for (const auto& slot : addke) any |= !slot.empty();
+    if (any && !has_ke)
+        return err(ProposalErrc::Missing, std::string(what) + " proposal \"" + std::string(prop) +
+                                              "\" has additional key exchanges (ke<n>_) but no key exchange method for "
+                                              "the first one, e.g. ecp521-ke1_mlkem768");
+    return std::nullopt;
+}
 
 }  // namespace
 
@@ -64,10 +112,13 @@ Result<std::vector<IkeProposal>, ProposalError> parse_ike_proposals(std::string_
         if (prop.empty()) return Err{err(ProposalErrc::Empty, "empty IKE proposal in \"" + std::string(text) + "\"")};
         IkeProposal p;
         for (auto tok : split(prop, '-')) {
-            if (auto* e = find(kEncr, tok)) p.encr.push_back(e->alg);
-            else if (auto* f = find(kPrf, tok)) p.prf.push_back(f->alg);
-            else if (auto* k = find(kKe, tok)) p.ke.push_back(k->group);
-            else
+            std::optional<ProposalError> bad;
+            if (auto* e = find(kEncr, tok)) add_once(p.encr, e->alg);
+            else if (auto* f = find(kPrf, tok)) add_once(p.prf, f->alg);
+            else if (auto* k = find(kKe, tok)) add_once(p.ke, k->group);
+            else if (parse_addke(tok, "IKE", prop, p.addke, bad)) {
+                if (bad) return Err{*bad};
+            } else
                 return Err{err(ProposalErrc::UnknownToken, "unknown algorithm \"" + std::string(tok) + "\" in IKE proposal \"" +
                                                                std::string(prop) + "\"; expected one of " + kKnownIke)};
         }
@@ -75,6 +126,7 @@ Result<std::vector<IkeProposal>, ProposalError> parse_ike_proposals(std::string_
             return Err{err(ProposalErrc::Missing, "IKE proposal \"" + std::string(prop) +
                                                       "\" needs an encryption algorithm, a PRF and a key exchange "
                                                       "method, e.g. aes256gcm16-prfsha512-ecp521")};
+        if (auto bad = check_addke(p.addke, true, "IKE", prop)) return Err{*bad};
         out.push_back(std::move(p));
     }
     return out;
@@ -87,17 +139,21 @@ Result<std::vector<EspProposal>, ProposalError> parse_esp_proposals(std::string_
         EspProposal p;
         p.esn.clear();
         for (auto tok : split(prop, '-')) {
-            if (auto* e = find(kEncr, tok)) p.encr.push_back(e->alg);
-            else if (auto* k = find(kKe, tok)) p.ke.push_back(k->group);
-            else if (tok == "esn") p.esn.push_back(true);
-            else if (tok == "noesn") p.esn.push_back(false);
-            else
+            std::optional<ProposalError> bad;
+            if (auto* e = find(kEncr, tok)) add_once(p.encr, e->alg);
+            else if (auto* k = find(kKe, tok)) add_once(p.ke, k->group);
+            else if (tok == "esn") add_once(p.esn, true);
+            else if (tok == "noesn") add_once(p.esn, false);
+            else if (parse_addke(tok, "ESP", prop, p.addke, bad)) {
+                if (bad) return Err{*bad};
+            } else
                 return Err{err(ProposalErrc::UnknownToken, "unknown algorithm \"" + std::string(tok) + "\" in ESP proposal \"" +
                                                                std::string(prop) + "\"; expected one of " + kKnownEsp)};
         }
         if (p.encr.empty())
             return Err{err(ProposalErrc::Missing, "ESP proposal \"" + std::string(prop) +
                                                       "\" needs an AEAD algorithm, e.g. aes256gcm16")};
+        if (auto bad = check_addke(p.addke, !p.ke.empty(), "ESP", prop)) return Err{*bad};
         if (p.esn.empty()) p.esn.push_back(false);
         out.push_back(std::move(p));
     }
@@ -111,30 +167,49 @@ std::string ke_token(KeGroup g) {
         if (k.group == g) return std::string(k.token);
     return "ke" + std::to_string(static_cast<unsigned>(g));
 }
+std::string addke_tokens(const AdditionalKeChoice& addke) {
+    std::string s;
+    for (std::size_t i = 0; i < addke.size(); ++i)
+        if (addke[i] != KeGroup::None) s += "-ke" + std::to_string(i + 1) + "_" + ke_token(addke[i]);
+    return s;
+}
+// "DH21+MLKEM768": the first exchange, then each additional one in order.
+std::string ke_chain(KeGroup g, const AdditionalKeChoice& addke) {
+    std::string s = ke_method_label(g);
+    for (auto a : addke)
+        if (a != KeGroup::None) s += "+" + ke_method_label(a);
+    return s;
+}
 }  // namespace
 
-std::string ike_proposal_string(EncrAlg e, PrfAlg p, KeGroup g) {
-    std::string prf = p == PrfAlg::HmacSha256 ? "prfsha256" : p == PrfAlg::HmacSha384 ? "prfsha384" : "prfsha512";
-    return encr_token(e) + "-" + prf + "-" + ke_token(g);
+std::string ke_method_label(KeGroup g) {
+    switch (g) {
+        case KeGroup::MlKem512: return "MLKEM512";
+        case KeGroup::MlKem768: return "MLKEM768";
+        case KeGroup::MlKem1024: return "MLKEM1024";
+        default: return "DH" + std::to_string(static_cast<unsigned>(g));
+    }
 }
 
-std::string esp_proposal_string(EncrAlg e, KeGroup pfs, bool esn) {
+std::string ike_proposal_string(EncrAlg e, PrfAlg p, KeGroup g, const AdditionalKeChoice& addke) {
+    std::string prf = p == PrfAlg::HmacSha256 ? "prfsha256" : p == PrfAlg::HmacSha384 ? "prfsha384" : "prfsha512";
+    return encr_token(e) + "-" + prf + "-" + ke_token(g) + addke_tokens(addke);
+}
+
+std::string esp_proposal_string(EncrAlg e, KeGroup pfs, bool esn, const AdditionalKeChoice& addke) {
     std::string s = encr_token(e);
-    if (pfs != KeGroup::None) {
-        s += '-';
-        s += ke_token(pfs);
-    }
+    if (pfs != KeGroup::None) s += "-" + ke_token(pfs) + addke_tokens(addke);
     if (esn) s += "-esn";
     return s;
 }
 
-std::string algorithm_string(EncrAlg e, KeGroup g) {
-    return "PSK/DH" + std::to_string(static_cast<unsigned>(g)) + "/AES" + std::to_string(e.key_bits) + "-GCM16";
+std::string algorithm_string(EncrAlg e, KeGroup g, const AdditionalKeChoice& addke) {
+    return "PSK/" + ke_chain(g, addke) + "/AES" + std::to_string(e.key_bits) + "-GCM16";
 }
 
-std::string esp_algorithm_string(EncrAlg e, KeGroup pfs) {
+std::string esp_algorithm_string(EncrAlg e, KeGroup pfs, const AdditionalKeChoice& addke) {
     std::string s = "AES" + std::to_string(e.key_bits) + "-GCM16";
-    if (pfs != KeGroup::None) s += "/DH" + std::to_string(static_cast<unsigned>(pfs));
+    if (pfs != KeGroup::None) s += "/" + ke_chain(pfs, addke);
     return s;
 }
 

@@ -3,6 +3,9 @@
 // codepoints, and KE payloads of ML-KEM sizes (draft-ietf-ipsecme-ikev2-mlkem).
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "wire/message.hpp"
 
 using namespace qkd::ike;
@@ -175,4 +178,37 @@ TEST(PqMessage, IntermediateWithMlKem1024Fragments) {
     ASSERT_TRUE(inner.ok()) << inner.error().message;
     EXPECT_TRUE(check_rules(m->header, true, *inner).ok());
     EXPECT_EQ(std::get<KePayload>(inner->at(0).body).data.size(), 1568u);
+}
+
+// The post-quantum seeds of the fuzz corpus (tests/fuzz/make_ike_pq_seeds.py) decode and pass the
+// payload rules, so fuzzing starts from the new transform types, exchanges and KE sizes.
+TEST(PqFuzzSeeds, DecodeAndPassTheRules) {
+    const std::string dir = std::string(QKD_SOURCE_DIR) + "/tests/fuzz/corpus/ike_message/";
+    const char* names[] = {"pq_init_hybrid",       "pq_init_mlkem768",     "pq_init_mlkem768_badek", "pq_init_mlkem1024",
+                           "pq_init_answer_2",     "pq_intermediate_req",  "pq_intermediate_resp",   "pq_intermediate_empty",
+                           "pq_followup_req",      "pq_followup_state_not_found", "pq_create_child_resp"};
+    std::size_t addke = 0, big_ke = 0;
+    for (const char* name : names) {
+        std::ifstream f(dir + name, std::ios::binary);
+        ASSERT_TRUE(f.good()) << "missing seed " << dir << name;
+        const Bytes b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        auto m = decode_outer(b);
+        ASSERT_TRUE(m.ok()) << name << ": " << m.error().message;
+        std::vector<Payload> payloads = m->plain;
+        if (m->encrypted) {
+            auto inner = decode_chain(m->ciphertext, m->inner_first);
+            ASSERT_TRUE(inner.ok()) << name << ": " << inner.error().message;
+            payloads = *inner;
+        }
+        auto r = check_rules(m->header, m->encrypted, payloads);
+        EXPECT_TRUE(r.ok()) << name << ": " << r.error().message;
+        for (const auto& p : payloads) {
+            if (auto* sa = std::get_if<SaPayload>(&p.body))
+                for (const auto& pr : sa->proposals)
+                    for (const auto& t : pr.transforms) addke += is_addke(t.type);
+            if (auto* ke = std::get_if<KePayload>(&p.body)) big_ke += ke->data.size() >= 1088;
+        }
+    }
+    EXPECT_GE(addke, 10u);
+    EXPECT_GE(big_ke, 6u);
 }
