@@ -1,4 +1,4 @@
-// The IKE commands of qkdgate: show ike-sa, show child-sa, initiate, terminate, rekey.
+// The IKE commands of qkdgate: show ike-sa, show child-sa, initiate, terminate, rekey, reload.
 // They talk to qkdgated over its control socket (qkd/daemon/control.hpp) and print either a
 // readable table or, with --json, the daemon's JSON result unchanged.
 #include <algorithm>
@@ -89,37 +89,84 @@ int call(GlobalOptions& opts, const ControlRequest& req, json& out) {
     return 0;
 }
 
-void show_ike_sa(GlobalOptions& opts) {
+// Filters of the show commands (a hub may list thousands of SAs).
+struct ShowFilter {
+    std::string gateway, peer;
+};
+
+// Every row of a show command, page by page (control.hpp: "after"/"next"), so that any number
+// of SAs can be listed; rows arrive in id order.
+int fetch_all(GlobalOptions& opts, ControlCmd cmd, const ShowFilter& f, json& rows) {
+    rows = json::array();
+    ControlRequest req{cmd, f.gateway, {}};
+    req.peer = f.peer;
+    req.after = 0;
+    for (int page = 0; page < 100000; ++page) {
+        json res;
+        if (int rc = call(opts, req, res); rc != 0) return rc;
+        if (!res.is_object() || !res.contains("items") || !res["items"].is_array()) {
+            std::cerr << "qkdgate: qkdgated sent a show answer without \"items\" (an older qkdgated?)\n";
+            return 2;
+        }
+        for (auto& r : res["items"]) rows.push_back(std::move(r));
+        if (!res.contains("next") || !res["next"].is_number_unsigned()) return 0;
+        req.after = res["next"].get<std::uint64_t>();
+    }
+    return 0;
+}
+
+// "attempt 3, next try 12:00:05Z (in 4.1s): peer did not answer 6 transmissions"
+std::string note(const json& sa) {
+    std::string out;
+    if (sa.contains("attempt") && sa["attempt"].is_number()) out = "attempt " + sa["attempt"].dump();
+    if (sa.value("gave_up", false)) out += out.empty() ? "gave up" : ", gave up (keyingtries)";
+    if (sa.contains("next_try") && sa["next_try"].is_string()) {
+        std::string t = sa["next_try"].get<std::string>();
+        if (t.size() > 11) t = t.substr(11);  // the time of day
+        char in[32] = "";
+        if (sa.contains("next_try_in_ms") && sa["next_try_in_ms"].is_number())
+            std::snprintf(in, sizeof in, " (in %.1fs)", sa["next_try_in_ms"].get<double>() / 1000.0);
+        out += ", next try " + t + in;
+    }
+    if (sa.contains("last_error") && sa["last_error"].is_string() && !sa["last_error"].get<std::string>().empty())
+        out += (out.empty() ? "" : ": ") + sa["last_error"].get<std::string>();
+    return out.empty() ? "-" : out;
+}
+
+void show_ike_sa(GlobalOptions& opts, const ShowFilter& f) {
     json res;
-    if ((opts.exit_code = call(opts, ControlRequest{ControlCmd::show_ike_sa, {}, {}}, res)) != 0) return;
+    if ((opts.exit_code = fetch_all(opts, ControlCmd::show_ike_sa, f, res)) != 0) return;
     if (opts.json) {
         std::cout << res.dump(2) << "\n";
         return;
     }
-    if (!res.is_array() || res.empty()) {
+    if (res.empty()) {
         std::cout << "no IKE SAs\n";
         return;
     }
     std::vector<std::vector<std::string>> rows;
+    rows.reserve(res.size());
     for (auto& sa : res)
         rows.push_back({str(sa, "gateway"), str(sa, "state"), str(sa, "role"), str(sa, "remote"), str(sa, "remote_id"),
                         str(sa, "spi_i") + "/" + str(sa, "spi_r"), str(sa, "algorithm"), secs(sa, "age_s"),
-                        secs(sa, "rekey_in_s"), str(sa, "child_sas")});
-    print_table({"GATEWAY", "STATE", "ROLE", "PEER", "PEER-ID", "SPI-I/SPI-R", "ALGORITHM", "AGE", "REKEY-IN", "CHILDREN"}, rows);
+                        secs(sa, "rekey_in_s"), str(sa, "child_sas"), note(sa)});
+    print_table({"GATEWAY", "STATE", "ROLE", "PEER", "PEER-ID", "SPI-I/SPI-R", "ALGORITHM", "AGE", "REKEY-IN", "CHILDREN", "NOTE"},
+                rows);
 }
 
-void show_child_sa(GlobalOptions& opts) {
+void show_child_sa(GlobalOptions& opts, const ShowFilter& f) {
     json res;
-    if ((opts.exit_code = call(opts, ControlRequest{ControlCmd::show_child_sa, {}, {}}, res)) != 0) return;
+    if ((opts.exit_code = fetch_all(opts, ControlCmd::show_child_sa, f, res)) != 0) return;
     if (opts.json) {
         std::cout << res.dump(2) << "\n";
         return;
     }
-    if (!res.is_array() || res.empty()) {
+    if (res.empty()) {
         std::cout << "no child SAs\n";
         return;
     }
     std::vector<std::vector<std::string>> rows;
+    rows.reserve(res.size());
     for (auto& sa : res)
         rows.push_back({str(sa, "gateway"), str(sa, "spi_in") + "/" + str(sa, "spi_out"), join(sa, "local_ts"),
                         join(sa, "remote_ts"), str(sa, "algorithm"), str(sa, "bytes_in") + "/" + str(sa, "packets_in"),
@@ -145,13 +192,18 @@ void register_ike_commands(CLI::App& app, GlobalOptions& opts) {
     auto* show = get_or_add(app, "show", "show state of the gateway");
     show->require_subcommand(1);
 
-    auto* ike = show->add_subcommand("ike-sa", "IKE SAs: state, peer, SPIs, algorithms, age, rekey time");
+    static ShowFilter filter;
+    auto* ike = show->add_subcommand("ike-sa", "IKE SAs: state, peer, SPIs, algorithms, age, rekey time; gateways retrying");
+    ike->add_option("GATEWAY", filter.gateway, "only this gateway");
+    ike->add_option("--peer", filter.peer, "only SAs with this peer address or identity ('*' matches any characters)");
     ike->add_flag("--json", opts.json, "machine-readable JSON output");
-    ike->callback([&opts] { show_ike_sa(opts); });
+    ike->callback([&opts] { show_ike_sa(opts, filter); });
 
     auto* child = show->add_subcommand("child-sa", "child (IPsec) SAs: SPIs, selectors, bytes/packets");
+    child->add_option("GATEWAY", filter.gateway, "only this gateway");
+    child->add_option("--peer", filter.peer, "only SAs with this peer address or identity ('*' matches any characters)");
     child->add_flag("--json", opts.json, "machine-readable JSON output");
-    child->callback([&opts] { show_child_sa(opts); });
+    child->callback([&opts] { show_child_sa(opts, filter); });
 
     static std::string gw;
     static bool rekey_ike = false;
@@ -166,10 +218,16 @@ void register_ike_commands(CLI::App& app, GlobalOptions& opts) {
         action(opts, req);
     });
 
-    auto* term = app.add_subcommand("terminate", "delete the IKE SA (and its child SAs) of a gateway");
+    auto* term = app.add_subcommand("terminate", "delete the IKE SA (and its child SAs) of a gateway; no retries until initiate");
     term->add_option("GATEWAY", gw, "gateway name from the config")->required();
     term->add_flag("--json", opts.json, "machine-readable JSON output");
     term->callback([&opts] { action(opts, ControlRequest{ControlCmd::terminate, gw, {}}); });
+
+    auto* reload = app.add_subcommand("reload",
+                                       "re-read the config: new gateways start, removed ones stop, changed ones are "
+                                       "re-established, the others keep their SAs (an invalid config is refused)");
+    reload->add_flag("--json", opts.json, "machine-readable JSON output");
+    reload->callback([&opts] { action(opts, ControlRequest{ControlCmd::reload, {}, {}}); });
 
     auto* rekey = app.add_subcommand("rekey", "rekey the child SAs of a gateway (--ike: the IKE SA)");
     rekey->add_option("GATEWAY", gw, "gateway name from the config")->required();

@@ -1,4 +1,5 @@
 // qkdgated -c FILE [--foreground] [--check]: the qkdgate IKEv2/IPsec gateway daemon.
+// SIGTERM/SIGINT: DELETE every IKE SA and stop. SIGHUP: reload the config (as `qkdgate reload`).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "qkd/common/log.hpp"
@@ -67,7 +69,11 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
 
     boost::asio::io_context io;
-    qkd::daemon::GatewayDaemon daemon(io, std::move(*cfg));
+    qkd::daemon::DaemonOptions opt;
+    opt.engine.retransmit_base = std::chrono::milliseconds(static_cast<long>(cfg->daemon.retransmit_timeout * 1000));
+    opt.engine.retransmit_backoff = cfg->daemon.retransmit_base;
+    opt.engine.retransmit_tries = cfg->daemon.retransmit_tries;
+    qkd::daemon::GatewayDaemon daemon(io, std::move(*cfg), opt);
     if (auto r = daemon.start(); !r) {
         spdlog::error("{}", r.error().message);
         return 1;
@@ -78,6 +84,16 @@ int main(int argc, char** argv) {
         spdlog::info("signal {}: deleting IKE SAs and stopping", sig);
         daemon.shutdown(std::chrono::seconds(2), [&io] { io.stop(); });
     });
+    boost::asio::signal_set hup(io, SIGHUP);
+    std::function<void()> on_hup = [&] {
+        hup.async_wait([&](boost::system::error_code ec, int) {
+            if (ec) return;
+            spdlog::info("SIGHUP: reloading the config");
+            (void)daemon.reload();  // logs what changed, or why the new config was refused
+            on_hup();
+        });
+    };
+    on_hup();
     spdlog::info("qkdgated running (pid {})", ::getpid());
     io.run();
     spdlog::info("qkdgated stopped");

@@ -89,6 +89,23 @@ public:
         return {};
     }
 
+    // An integer or a float in [lo, hi].
+    Result<void, DaemonError> number(std::string_view key, double lo, double hi, double& out) {
+        auto* n = get(key);
+        if (!n) return {};
+        double v = 0;
+        if (n->is_integer()) v = static_cast<double>(*n->value<int64_t>());
+        else if (n->is_floating_point()) v = *n->value<double>();
+        else return Fail{err(n->source(), "'" + std::string(key) + "' is " + describe(*n) + ", expected a number")};
+        if (!(v >= lo && v <= hi)) {
+            std::ostringstream m;
+            m << "'" << key << "' = " << v << " is out of range, expected " << lo << ".." << hi;
+            return Fail{err(n->source(), m.str())};
+        }
+        out = v;
+        return {};
+    }
+
     // Integer seconds or a string such as "90s", "45m", "4h", "1d".
     Result<void, DaemonError> duration(std::string_view key, std::chrono::seconds& out, int64_t max_s = 365 * 86400) {
         auto* n = get(key);
@@ -199,6 +216,11 @@ Result<DaemonSettings, DaemonError> parse_daemon(const toml::table& t, const std
     QKD_TRY(r.port("ike_port", d.ike_port));
     QKD_TRY(r.port("natt_port", d.natt_port));
     QKD_TRY(r.str("tun_name", d.tun_name));
+    QKD_TRY(r.number("retransmit_timeout", 0.1, 60, d.retransmit_timeout));
+    QKD_TRY(r.number("retransmit_base", 1.0, 4.0, d.retransmit_base));
+    int64_t tries = d.retransmit_tries;
+    QKD_TRY(r.integer("retransmit_tries", 1, 20, tries));
+    d.retransmit_tries = static_cast<unsigned>(tries);
     QKD_TRY(r.no_unknown_keys());
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
     if (!levels.count(d.log_level))
@@ -327,6 +349,25 @@ Result<GatewayEntry, DaemonError> parse_gateway(const toml::table& t, const std:
         return Fail{r.err(n ? n->source() : t.source(), "gateway '" + g.name + "' " + *problem)};
     }
     QKD_TRY(r.boolean("encap", g.force_encap));
+    std::string dpd = "restart", close = "start";
+    QKD_TRY(r.str("dpd_action", dpd));
+    if (dpd == "restart") g.dpd_action = DpdAction::restart;
+    else if (dpd == "clear") g.dpd_action = DpdAction::clear;
+    else return Fail{r.err(t.source(), "gateway '" + g.name + "' dpd_action = \"" + dpd + "\", expected \"restart\" or \"clear\"")};
+    QKD_TRY(r.str("close_action", close));
+    if (close == "start") g.close_action = CloseAction::start;
+    else if (close == "none") g.close_action = CloseAction::none;
+    else return Fail{r.err(t.source(), "gateway '" + g.name + "' close_action = \"" + close + "\", expected \"start\" or \"none\"")};
+    int64_t tries = 0;
+    QKD_TRY(r.integer("keyingtries", 0, 1000000, tries));
+    g.keyingtries = static_cast<unsigned>(tries);
+    QKD_TRY(r.duration("retry_delay", g.retry_delay, 3600));
+    QKD_TRY(r.duration("retry_delay_max", g.retry_delay_max, 86400));
+    if (g.retry_delay.count() < 1)
+        return Fail{r.err(t.source(), "gateway '" + g.name + "' retry_delay is 0, expected 1..3600 seconds")};
+    if (g.retry_delay_max < g.retry_delay)
+        return Fail{r.err(t.source(), "gateway '" + g.name + "' retry_delay_max (" + std::to_string(g.retry_delay_max.count()) +
+                                          "s) is below retry_delay (" + std::to_string(g.retry_delay.count()) + "s)")};
     if (auto* q = r.get("qkd")) {
         auto* qt = q->as_table();
         if (!qt) return Fail{r.err(q->source(), "gateway '" + g.name + "' qkd is " + describe(*q) + ", expected a table")};

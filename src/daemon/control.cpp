@@ -34,7 +34,7 @@ struct CmdInfo {
 constexpr CmdInfo kCmds[] = {
     {ControlCmd::show_ike_sa, "show-ike-sa", false},  {ControlCmd::show_child_sa, "show-child-sa", false},
     {ControlCmd::initiate, "initiate", true},         {ControlCmd::terminate, "terminate", true},
-    {ControlCmd::rekey, "rekey", true},
+    {ControlCmd::rekey, "rekey", true},           {ControlCmd::reload, "reload", false},
 };
 }  // namespace
 
@@ -58,11 +58,35 @@ Result<ControlRequest, DaemonError> decode_request(std::string_view line) {
         if (i.name == cmd) info = &i;
     if (!info)
         return Fail{req_err("unknown cmd \"" + cmd.substr(0, 64) +
-                            "\", expected show-ike-sa, show-child-sa, initiate, terminate or rekey")};
+                            "\", expected show-ike-sa, show-child-sa, initiate, terminate, rekey or reload")};
     ControlRequest r;
     r.cmd = info->cmd;
+    const bool show = info->cmd == ControlCmd::show_ike_sa || info->cmd == ControlCmd::show_child_sa;
     for (auto& [k, v] : j.items()) {
         if (k == "cmd") continue;
+        if (k == "gateway" && show) {
+            if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 64)
+                return Fail{req_err("\"gateway\" must be a gateway name (1..64 characters)")};
+            r.gateway = v.get<std::string>();
+            continue;
+        }
+        if (k == "peer" && show) {
+            if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 255)
+                return Fail{req_err("\"peer\" must be an address or identity (1..255 characters)")};
+            r.peer = v.get<std::string>();
+            continue;
+        }
+        if (k == "after" && show) {
+            if (!v.is_number_unsigned()) return Fail{req_err("\"after\" must be an IKE/child SA id (an unsigned integer)")};
+            r.after = v.get<std::uint64_t>();
+            continue;
+        }
+        if (k == "limit" && show) {
+            if (!v.is_number_unsigned() || v.get<std::uint64_t>() < 1 || v.get<std::uint64_t>() > kMaxPageLimit)
+                return Fail{req_err("\"limit\" must be 1.." + std::to_string(kMaxPageLimit))};
+            r.limit = v.get<std::size_t>();
+            continue;
+        }
         if (k == "gateway" && info->needs_gateway) {
             if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 64)
                 return Fail{req_err("\"gateway\" must be a gateway name (1..64 characters)")};
@@ -87,6 +111,9 @@ nlohmann::json encode_request(const ControlRequest& req) {
     if (!req.gateway.empty()) j["gateway"] = req.gateway;
     if (req.cmd == ControlCmd::rekey) j["what"] = req.what == RekeyWhat::ike ? "ike" : "child";
     if (req.cmd == ControlCmd::initiate && req.wait) j["wait"] = true;
+    if (!req.peer.empty()) j["peer"] = req.peer;
+    if (req.after) j["after"] = *req.after;
+    if (req.limit) j["limit"] = req.limit;
     return j;
 }
 

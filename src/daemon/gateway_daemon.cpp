@@ -1,7 +1,6 @@
 // qkdgated's wiring: engine <-> UDP sockets, engine events -> data plane, timers, control socket.
 #include "qkd/daemon/gateway_daemon.hpp"
 
-#include <set>
 
 #include "qkd/common/log.hpp"
 #include "qkd/daemon/convert.hpp"
@@ -33,7 +32,6 @@ std::string ike_summary(std::span<const std::uint8_t> d) {
     std::string name = exch >= 34 && exch <= 37 ? names[exch - 34] : "exchange " + std::to_string(exch);
     return fmt::format("{} {} mid {} first payload {}", name, (flags & 0x20) ? "response" : "request", mid, d[16]);
 }
-DaemonError engine_err(const ike::EngineError& e) { return DaemonError{Errc::engine, e.message}; }
 }  // namespace
 
 GatewayDaemon::GatewayDaemon(asio::io_context& io, Config cfg, DaemonOptions opt)
@@ -77,21 +75,9 @@ Result<void, DaemonError> GatewayDaemon::start() {
     spdlog::info("data plane: {}", dp_->backend_name());
 
     udp_ = std::make_unique<UdpSockets>(io_, [this](const UdpAddr& l, const UdpAddr& r, std::span<const std::uint8_t> b) { on_udp(l, r, b); });
-    for (auto& g : cfg_.gateways) {
-        for (auto port : {cfg_.daemon.ike_port, cfg_.daemon.natt_port}) {
-            if (auto r = udp_->bind(UdpAddr{g.local_address, port}); !r) return r;
-        }
-    }
-
     engine_ = std::make_unique<ike::Engine>(SystemClock::instance(), SystemRng::instance(), *this, opt_.engine);
-    for (auto& g : cfg_.gateways) {
-        auto gc = to_gateway_config(g, cfg_.daemon);
-        if (!gc) return Fail{gc.error()};
-        if (auto r = engine_->add_gateway(std::move(*gc)); !r)
-            return Fail{DaemonError{Errc::engine, "gateway '" + g.name + "': " + r.error().message}};
-        spdlog::info("gateway {}: {} -> {}, {} / {}{}", g.name, ipv4_to_string(g.local_address), ipv4_to_string(g.remote_address),
-                     g.ike_proposals, g.esp_proposals, g.start_action == StartAction::start ? ", initiating" : "");
-    }
+    for (auto& g : cfg_.gateways)
+        if (auto r = add_gateway(g); !r) return r;
     control_ = std::make_unique<ControlServer>(
         io_, cfg_.daemon.control_socket,
         DeferredControlHandler{[this](const ControlRequest& r, ControlReply reply) { handle_deferred(r, std::move(reply)); }});
@@ -158,7 +144,9 @@ std::uint32_t GatewayDaemon::reqid_for(const ike::ChildSaKeys& k) {
     for (auto& [other, r] : reqids_)
         if (r == reqid) reqid = 0;  // the gateway's first reqid is taken by another selector set
     if (!reqid) {
-        if (next_reqid_ == 0) next_reqid_ = static_cast<std::uint32_t>(cfg_.gateways.size() + 1);
+        // Above any gateway index (kMaxGateways), so a gateway added by a reload never finds its
+        // first reqid taken by a second selector set of another.
+        if (next_reqid_ == 0) next_reqid_ = static_cast<std::uint32_t>(kMaxGateways + 1);
         reqid = next_reqid_++;
     }
     reqids_[key] = reqid;
@@ -307,6 +295,7 @@ void GatewayDaemon::datagram_dropped(const ike::Endpoint& remote, ike::DropReaso
 }
 
 void GatewayDaemon::ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) {
+    keep_event(sa, ev, reason);
     const char* what = ev == ike::IkeSaEvent::Up ? "up" : ev == ike::IkeSaEvent::Rekeyed ? "rekeyed" : ev == ike::IkeSaEvent::Down ? "down" : "failed";
     auto lvl = ev == ike::IkeSaEvent::Failed ? spdlog::level::warn : spdlog::level::info;
     spdlog::log(lvl, "gateway {}: IKE SA {:016x}/{:016x} {} ({}, {}{}{}){}{}", sa.gateway, sa.spi_i, sa.spi_r, what, sa.remote.str(),
@@ -327,85 +316,10 @@ void GatewayDaemon::ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, s
     }
 }
 
-void GatewayDaemon::finish_waiter(std::uint64_t ike_sa_id) {
-    auto w = waiters_.find(ike_sa_id);
-    if (w == waiters_.end() || !engine_) return;
-    Waiter waiter = std::move(w->second);
-    waiters_.erase(w);
-    if (auto sa = engine_->ike_sa_info(ike_sa_id); sa && sa->child_sas > 0) {
-        waiter.reply(nlohmann::json{{"message", "gateway " + waiter.gateway + " is up"}, {"ike_sa", ike_sa_json(*sa)}});
-        return;
-    }
-    waiter.reply(Fail{DaemonError{Errc::engine, "gateway " + waiter.gateway + ": IKE SA without child SA: " + waiter.reason}});
-}
-
-void GatewayDaemon::handle_deferred(const ControlRequest& req, ControlReply reply) {
-    if (req.cmd != ControlCmd::initiate || !req.wait || !cfg_.find(req.gateway) || !engine_) {
-        reply(handle(req));
-        return;
-    }
-    auto id = engine_->initiate(req.gateway);
-    arm_timer();
-    if (!id) {
-        reply(Fail{engine_err(id.error())});
-        return;
-    }
-    waiters_[*id] = Waiter{req.gateway, std::move(reply), false, {}};
-}
-
-Result<nlohmann::json, DaemonError> GatewayDaemon::handle(const ControlRequest& req) {
-    auto known = [&]() -> Result<void, DaemonError> {
-        if (!cfg_.find(req.gateway))
-            return Fail{DaemonError{Errc::engine, "no gateway named \"" + req.gateway + "\" in " + cfg_.path}};
-        return {};
-    };
-    nlohmann::json out;
-    switch (req.cmd) {
-        case ControlCmd::show_ike_sa: {
-            out = nlohmann::json::array();
-            for (auto& sa : engine_->list_ike_sas()) out.push_back(ike_sa_json(sa));
-            return out;
-        }
-        case ControlCmd::show_child_sa: {
-            out = nlohmann::json::array();
-            for (auto& sa : engine_->list_child_sas()) {
-                std::optional<dp::SaCounters> in, o;
-                if (auto it = children_.find(sa.spi_in); it != children_.end()) {
-                    if (auto c = dp_->counters(it->second.in)) in = *c;
-                    if (auto c = dp_->counters(it->second.out)) o = *c;
-                }
-                out.push_back(child_sa_json(sa, in ? &*in : nullptr, o ? &*o : nullptr));
-            }
-            return out;
-        }
-        case ControlCmd::initiate: {
-            if (auto k = known(); !k) return Fail{k.error()};
-            auto r = engine_->initiate(req.gateway);
-            arm_timer();
-            if (!r) return Fail{engine_err(r.error())};
-            return nlohmann::json{{"message", "initiating gateway " + req.gateway}};
-        }
-        case ControlCmd::terminate: {
-            if (auto k = known(); !k) return Fail{k.error()};
-            auto r = engine_->terminate(req.gateway);
-            arm_timer();
-            if (!r) return Fail{engine_err(r.error())};
-            return nlohmann::json{{"message", "terminating gateway " + req.gateway}};
-        }
-        case ControlCmd::rekey: {
-            if (auto k = known(); !k) return Fail{k.error()};
-            auto r = req.what == RekeyWhat::ike ? engine_->rekey_ike(req.gateway) : engine_->rekey_child(req.gateway);
-            arm_timer();
-            if (!r) return Fail{engine_err(r.error())};
-            return nlohmann::json{{"message", std::string("rekeying the ") + (req.what == RekeyWhat::ike ? "IKE SA" : "child SAs") +
-                                                  " of gateway " + req.gateway}};
-        }
-    }
-    return Fail{DaemonError{Errc::control_request, "unhandled command"}};
-}
-
 void GatewayDaemon::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
     if (control_) control_->stop();
+    stopping_ = true;  // the DELETEs below are not answered by re-initiation
+    for (auto& [name, k] : keeps_) k.timer->cancel();
     if (engine_) {
         std::set<std::string> gateways;  // terminate() deletes every IKE SA of a gateway
         for (auto& sa : engine_->list_ike_sas())

@@ -50,7 +50,11 @@ Result<void, DaemonError> UdpSockets::bind(const UdpAddr& local) {
         return Err{DaemonError{Errc::socket, "cannot bind UDP " + ipv4_to_string(local.addr) + ":" + std::to_string(local.port) +
                                                  ": " + ec.message() + " (another IKE daemon running? address configured?)"}};
     s->fd = s->sock.native_handle();
-    socks_[local] = s;
+    {
+        // A reload may bind a new local address while data-plane threads send (send()).
+        std::unique_lock lock(mu_);
+        socks_[local] = s;
+    }
     receive(s);
     return {};
 }
@@ -67,32 +71,38 @@ void UdpSockets::receive(const std::shared_ptr<Sock>& s) {
 }
 
 bool UdpSockets::send(const UdpAddr& local, const UdpAddr& remote, std::span<const std::uint8_t> data) const {
-    auto it = socks_.find(local);
-    if (it == socks_.end()) {
-        // Fall back to a socket on the same port bound to any local address we own.
-        for (auto& [k, v] : socks_)
-            if (k.port == local.port) {
-                it = socks_.find(k);
-                break;
-            }
-        if (it == socks_.end()) return false;
+    int fd = -1;
+    {
+        std::shared_lock lock(mu_);
+        auto it = socks_.find(local);
+        if (it == socks_.end()) {
+            // Fall back to a socket on the same port bound to any local address we own.
+            for (auto& [k, v] : socks_)
+                if (k.port == local.port) {
+                    it = socks_.find(k);
+                    break;
+                }
+            if (it == socks_.end()) return false;
+        }
+        fd = it->second->fd;
     }
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(remote.port);
     to.sin_addr.s_addr = htonl(remote.addr);
     for (int attempt = 0; attempt < 50; ++attempt) {
-        ssize_t n = ::sendto(it->second->fd, data.data(), data.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to);
+        ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to);
         if (n >= 0) return true;
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return false;
-        pollfd p{it->second->fd, POLLOUT, 0};
+        pollfd p{fd, POLLOUT, 0};
         ::poll(&p, 1, 2);
     }
     return false;
 }
 
 void UdpSockets::close() {
+    std::unique_lock lock(mu_);
     for (auto& [k, s] : socks_) {
         boost::system::error_code ec;
         s->sock.close(ec);

@@ -43,6 +43,12 @@ std::string ipv4_to_string(std::uint32_t addr);
 Result<std::chrono::seconds, DaemonError> parse_duration(std::string_view s);
 
 enum class StartAction { none, start };
+// What to do when an established IKE SA stops answering (DPD or any other retransmission
+// timeout): initiate it again, or leave it down (strongSwan's dpd_action).
+enum class DpdAction { restart, clear };
+// What to do when the peer deletes the IKE SA (INFORMATIONAL DELETE, RFC 7296 1.4.1): initiate
+// it again, or leave it down (strongSwan's close_action).
+enum class CloseAction { start, none };
 enum class QkdMode { require, prefer };
 
 struct QkdSettings {
@@ -75,6 +81,13 @@ struct GatewayEntry {
     std::chrono::seconds child_rekey_margin{180};
     std::chrono::seconds dpd_interval{30};  // 0 = off
     StartAction start_action = StartAction::none;
+    // Keeping a wanted gateway up (start_action = "start", or after `qkdgate initiate`); see
+    // docs/daemon.md "Permanent tunnels". Defaults give a permanent tunnel.
+    DpdAction dpd_action = DpdAction::restart;
+    CloseAction close_action = CloseAction::start;
+    unsigned keyingtries = 0;                 // attempts per outage; 0 = for ever
+    std::chrono::seconds retry_delay{1};      // first back-off step, doubling ...
+    std::chrono::seconds retry_delay_max{60}; // ... up to this (each minus up to 25 % jitter)
     bool force_encap = false;  // UDP-encapsulate ESP even without NAT (RFC 3948)
     std::optional<QkdSettings> qkd;
 };
@@ -87,6 +100,13 @@ struct DaemonSettings {
     std::uint16_t ike_port = 500;
     std::uint16_t natt_port = 4500;
     std::string tun_name = "qkd0";
+    // IKE retransmission (strongSwan's charon.retransmit_*): an exchange is sent again after
+    // retransmit_timeout * retransmit_base^n seconds, n = 0..retransmit_tries-1, then fails.
+    // Together with dpd_interval they bound how long a dead peer takes to notice.
+    double retransmit_timeout = 1.0;
+    double retransmit_base = 1.8;
+    unsigned retransmit_tries = 5;
+    bool operator==(const DaemonSettings&) const = default;
 };
 
 struct Config {

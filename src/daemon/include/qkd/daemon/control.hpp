@@ -3,12 +3,21 @@
 // line. Requests and responses are bounded (kMaxControlLine); a connection that sends nothing
 // for kControlIdleTimeout is closed.
 //
-//   request:  {"cmd": "show-ike-sa" | "show-child-sa" | "initiate" | "terminate" | "rekey",
-//              "gateway": "NAME",           (initiate, terminate, rekey)
+//   request:  {"cmd": "show-ike-sa" | "show-child-sa" | "initiate" | "terminate" | "rekey" | "reload",
+//              "gateway": "NAME",           (initiate, terminate, rekey; show: only this gateway)
 //              "what": "child" | "ike",     (rekey; default "child")
-//              "wait": true}                (initiate: answer when the IKE SA and its child SA
+//              "wait": true,                (initiate: answer when the IKE SA and its child SA
 //                                            are up, or it failed; like vici's blocking initiate)
+//              "peer": "TEXT",              (show: only SAs whose peer address or identity is
+//                                            TEXT; '*' matches any characters)
+//              "after": ID, "limit": N}     (show: one page, see below)
 //   response: {"ok": true, "result": ...}  or  {"ok": false, "error": "text"}
+// Paging (a hub may hold thousands of SAs, more than one kMaxControlLine response): a show request
+// with "after" (0 for the first page) is answered with {"items": [...], "next": ID | null,
+// "total": N}: the SAs with an id above "after", in id order, as many as fit in kPageBudget bytes
+// (at most "limit" when given); "next" is the "after" of the following page. An SA set up
+// between two pages appears on a later page (ids grow); one that ends is simply not listed. A
+// show request without "after" gets a plain array, or an error when it does not fit.
 // A connection carries one request at a time; a waiting request is answered within
 // kControlWaitTimeout (an error when nothing happened by then).
 #include <nlohmann/json.hpp>
@@ -16,6 +25,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,7 +43,10 @@ inline constexpr std::chrono::seconds kControlIdleTimeout{10};
 inline constexpr std::size_t kMaxControlClients = 16;
 inline constexpr std::chrono::seconds kControlWaitTimeout{60};
 
-enum class ControlCmd { show_ike_sa, show_child_sa, initiate, terminate, rekey };
+inline constexpr std::size_t kPageBudget = 48 * 1024;  // bytes of rows per page
+inline constexpr std::size_t kMaxPageLimit = 10000;
+
+enum class ControlCmd { show_ike_sa, show_child_sa, initiate, terminate, rekey, reload };
 enum class RekeyWhat { child, ike };
 
 struct ControlRequest {
@@ -41,6 +54,9 @@ struct ControlRequest {
     std::string gateway;  // empty for the show commands
     RekeyWhat what = RekeyWhat::child;
     bool wait = false;  // initiate: answer once the gateway is up (or failed)
+    std::string peer{};                  // show: filter
+    std::optional<std::uint64_t> after{};  // show: paged answer from this id on
+    std::size_t limit = 0;               // show: at most this many rows per page (0 = budget only)
 };
 
 // Pure decoding of one request line (without the newline): rejects bad JSON, unknown commands,

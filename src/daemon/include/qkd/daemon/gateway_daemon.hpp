@@ -8,12 +8,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "qkd/common/result.hpp"
 #include "qkd/daemon/config.hpp"
 #include "qkd/daemon/control.hpp"
 #include "qkd/daemon/drop_log.hpp"
 #include "qkd/daemon/error.hpp"
+#include "qkd/daemon/listing.hpp"
+#include "qkd/daemon/reconnect.hpp"
 #include "qkd/daemon/udp_io.hpp"
 #include "qkd/dataplane/dataplane.hpp"
 #include "qkd/ike/engine.hpp"
@@ -33,6 +36,11 @@ public:
     Result<void, DaemonError> start();
     // Sends DELETE for every IKE SA, waits up to `grace` for the answers, then calls done().
     void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+
+    // Re-reads the config file (qkdgate reload, SIGHUP): added gateways start, removed ones are
+    // terminated, changed ones re-established, the others keep their SAs. A config that does not
+    // validate is refused (the error says why) and the running one stays.
+    Result<nlohmann::json, DaemonError> reload();
 
     Result<nlohmann::json, DaemonError> handle(const ControlRequest& req);
     // As handle(), but an initiate with "wait" is answered when its IKE SA and child SA are up
@@ -67,6 +75,31 @@ private:
     void switch_to_successor(std::uint32_t old_spi_in);
     void remove_later(const dp::SaId& id, std::chrono::milliseconds after);
     void finish_waiter(std::uint64_t ike_sa_id);
+    Result<nlohmann::json, DaemonError> show_ike_sas(const ControlRequest& req) const;
+    Result<nlohmann::json, DaemonError> show_child_sas(const ControlRequest& req) const;
+
+    // Gateways: engine + sockets + keeper (start and reload); gateway_reload.cpp.
+    Result<void, DaemonError> add_gateway(const GatewayEntry& g);
+    void drop_gateway(const std::string& name);  // DELETE sent, keeper and engine entry gone
+
+    // Keeping wanted gateways up (reconnect.hpp); gateway_keep.cpp.
+    struct Keep {
+        Keeper k;
+        std::unique_ptr<boost::asio::steady_timer> timer;
+        std::uint64_t gen = 0;  // events of a gateway removed by a reload do not reach its successor
+    };
+    void keep_add(const GatewayEntry& g);
+    // want + initiate now; the new IKE SA's id.
+    Result<std::uint64_t, ike::EngineError> keep_initiate(const std::string& gw);
+    void keep_attempt(const std::string& gw);
+    void keep_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason);
+    void keep_after_end(const std::string& gw, std::uint64_t gen, SaEnd why, const std::string& reason);
+    void keep_arm(const std::string& gw, Millis d);
+    bool keep_terminate(const std::string& gw);  // unwant; true when retries were pending
+    void keep_rows(const ControlRequest& req, std::vector<ListRow>& rows) const;
+    void keep_annotate(nlohmann::json& row) const;
+    void keep_watch();  // every kKeepWatch: a wanted gateway whose SA vanished without an event
+    void keep_sync(const std::string& gw, Keeper& k);  // phase from the engine's SAs (initiate said Busy)
 
     boost::asio::io_context& io_;
     Config cfg_;
@@ -97,6 +130,12 @@ private:
         std::string reason;
     };
     std::map<std::uint64_t, Waiter> waiters_;
+    std::map<std::string, Keep> keeps_;  // by gateway name
+    std::set<std::uint64_t> up_ids_;     // IKE SAs that were established (Failed of one = DPD failure)
+    std::size_t up_ids_prune_at_ = 64;
+    std::uint64_t keep_gen_ = 0;
+    std::unique_ptr<boost::asio::steady_timer> keep_watch_;
+    bool stopping_ = false;              // shutdown(): ends are not retried
 };
 
 }  // namespace qkd::daemon

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <span>
 #include <vector>
 
@@ -47,6 +48,7 @@ private:
     struct Sock;
     boost::asio::io_context& io_;
     Handler handler_;
+    mutable std::shared_mutex mu_;  // socks_: bind/close (io thread) vs send (any thread)
     std::map<UdpAddr, std::shared_ptr<Sock>> socks_;
     void receive(const std::shared_ptr<Sock>& s);
 };
