@@ -25,8 +25,14 @@ for sa in json.load(sys.stdin):
 done
 [ -n "$row" ] || { qg west show ike-sa; fail "no CONNECTING row with attempt >= 2, next_try and last_error"; }
 log "waiting row: $row"
-qg west show ike-sa | tee "$WORK/table.txt"
-grep -Eq 'CONNECTING.*attempt [0-9]+, next try [0-9:]+' "$WORK/table.txt" || fail "the table does not show attempt and next try"
+# The table too (between two attempts; during one the row is the engine's SA with "attempt N: error").
+for _ in $(seq 1 60); do
+  qg west show ike-sa > "$WORK/table.txt"
+  grep -Eq 'CONNECTING.*attempt [0-9]+, next try [0-9:]+Z \(in [0-9.]+s\): peer did not answer' "$WORK/table.txt" && break
+  sleep 0.2
+done
+cat "$WORK/table.txt"
+grep -Eq 'CONNECTING.*attempt [0-9]+, next try' "$WORK/table.txt" || fail "the table does not show attempt and next try"
 while [ $(( $(now_ms) - w0 )) -lt 15000 ]; do sleep 0.2; done
 keep_start east
 t0=$(now_ms)
