@@ -61,7 +61,8 @@ if ready && [ $rebuild = 0 ]; then log "reusing $ROOT (built meanwhile)"; exit 0
 name=$(basename "$ROOT") tmp=$ROOT.tmp
 rm -rf "$tmp"
 log "debootstrap --variant=minbase forky from $mirror (~30 s)"
-if ! debootstrap --variant=minbase forky "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid \
+# Bounded: an unreachable mirror must not stall the test command.
+if ! timeout 900 debootstrap --variant=minbase forky "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid \
     > "$CACHE/$name.debootstrap.log" 2>&1; then
   tail -5 "$CACHE/$name.debootstrap.log" >&2
   rm -rf "$tmp"
@@ -70,14 +71,14 @@ if ! debootstrap --variant=minbase forky "$tmp" "$mirror" /usr/share/debootstrap
 fi
 cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
 echo "deb $mirror forky main" > "$tmp/etc/apt/sources.list"
-if ! in_chroot "$tmp" apt-get update -q > "$CACHE/$name.apt.log" 2>&1 || grep -q 'is expired' "$CACHE/$name.apt.log"; then
+if ! in_chroot "$tmp" timeout 300 apt-get update -q > "$CACHE/$name.apt.log" 2>&1 || grep -q 'is expired' "$CACHE/$name.apt.log"; then
   # a frozen mirror snapshot: its Release file is past Valid-Until
   log "the mirror's Release file is expired (snapshot): Check-Valid-Until=false in the root only"
   echo 'Acquire::Check-Valid-Until "false";' > "$tmp/etc/apt/apt.conf.d/99pq-peers-snapshot"
-  in_chroot "$tmp" apt-get update -q >> "$CACHE/$name.apt.log" 2>&1 || die "apt-get update in the root failed"
+  in_chroot "$tmp" timeout 300 apt-get update -q >> "$CACHE/$name.apt.log" 2>&1 || die "apt-get update in the root failed"
 fi
 log "apt-get install strongSwan 6 + OpenSSL in the root (~30 s)"
-in_chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PKGS \
+in_chroot "$tmp" timeout 900 env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PKGS \
   >> "$CACHE/$name.apt.log" 2>&1 || die "apt-get install in the root failed, see $CACHE/$name.apt.log"
 in_chroot "$tmp" apt-get clean
 {

@@ -114,6 +114,8 @@ if [ $rekey = 1 ]; then
   for _ in $(seq 1 50); do n=$(child_spis west); [ -n "$n" ] && [ "$n" != "$old_child" ] && [ "$(echo "$n" | wc -w)" = 1 ] && break; sleep 0.2; done
   [ "$(child_spis west)" != "$old_child" ] || fail "the child SA was not rekeyed (still $old_child)"
   swan_expect_sa "INSTALLED, TUNNEL-in-UDP, ${child_re}\$" "rekeyed child SA with PFS ECP-521 + ML-KEM-768"
+  alg=$(our_json child-sa 's[0]["algorithm"]')
+  [ "$alg" = 'AES256-GCM16/DH21+MLKEM768' ] || fail "qkdgated shows the rekeyed child SA as '$alg', expected AES256-GCM16/DH21+MLKEM768"
   check_up "after the child rekey with PFS (IKE_FOLLOWUP_KE)"
 fi
 echo "PASS: $sc against $peer"
