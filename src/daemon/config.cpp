@@ -221,6 +221,12 @@ Result<DaemonSettings, DaemonError> parse_daemon(const toml::table& t, const std
     int64_t tries = d.retransmit_tries;
     QKD_TRY(r.integer("retransmit_tries", 1, 20, tries));
     d.retransmit_tries = static_cast<unsigned>(tries);
+    {
+        // Prometheus endpoint on 127.0.0.1:metrics_port; 0 (the default) = off.
+        int64_t mp = d.metrics_port;
+        QKD_TRY(r.integer("metrics_port", 0, 65535, mp));
+        d.metrics_port = static_cast<std::uint16_t>(mp);
+    }
     QKD_TRY(r.no_unknown_keys());
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
     if (!levels.count(d.log_level))
@@ -248,6 +254,11 @@ Result<QkdSettings, DaemonError> parse_qkd(const toml::table& t, const std::stri
     if (ks % 8 != 0) return Fail{r.err(t.source(), "qkd.key_size = " + std::to_string(ks) + ", expected a multiple of 8")};
     q.key_size = static_cast<unsigned>(ks);
     QKD_TRY(r.duration("timeout", q.timeout, 300));
+    // The QKD key-exchange method's Transform Type 4 ID: private use is 1024..65535 (RFC 7296
+    // 3.3.2, IANA); 65516 is the QURSA plugin's, so it interoperates by default.
+    int64_t tid = q.transform_id;
+    QKD_TRY(r.integer("transform_id", 1024, 65535, tid));
+    q.transform_id = static_cast<std::uint16_t>(tid);
     if (q.timeout.count() == 0) return Fail{r.err(t.source(), "qkd.timeout is 0, expected 1..300 seconds")};
     std::string mode = "require";
     QKD_TRY(r.str("mode", mode));

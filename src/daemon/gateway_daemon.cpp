@@ -38,6 +38,7 @@ GatewayDaemon::GatewayDaemon(asio::io_context& io, Config cfg, DaemonOptions opt
     : io_(io), cfg_(std::move(cfg)), opt_(opt), timer_(io), shutdown_timer_(io) {}
 
 GatewayDaemon::~GatewayDaemon() {
+    metrics_.reset();
     if (control_) control_->stop();
     engine_.reset();
     dp_.reset();  // stops the data-plane threads before the sockets they send on go away
@@ -75,6 +76,7 @@ Result<void, DaemonError> GatewayDaemon::start() {
     spdlog::info("data plane: {}", dp_->backend_name());
 
     udp_ = std::make_unique<UdpSockets>(io_, [this](const UdpAddr& l, const UdpAddr& r, std::span<const std::uint8_t> b) { on_udp(l, r, b); });
+    if (auto r = start_qkd(); !r) return r;
     engine_ = std::make_unique<ike::Engine>(SystemClock::instance(), SystemRng::instance(), *this, opt_.engine);
     for (auto& g : cfg_.gateways)
         if (auto r = add_gateway(g); !r) return r;
@@ -83,6 +85,7 @@ Result<void, DaemonError> GatewayDaemon::start() {
         DeferredControlHandler{[this](const ControlRequest& r, ControlReply reply) { handle_deferred(r, std::move(reply)); }});
     if (auto r = control_->start(); !r) return r;
     spdlog::info("control socket {}", cfg_.daemon.control_socket);
+    if (auto r = start_metrics(); !r) return r;
     arm_timer();
     return {};
 }

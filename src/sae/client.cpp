@@ -148,7 +148,29 @@ struct Client::Impl {
             for (const auto& r : results) endpoints.push_back(r.endpoint());
         }
         tcp_stream.expires_at(deadline);
-        co_await tcp_stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
+        if (!profile.source_address) {
+            co_await tcp_stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
+        } else {
+            // Bound to the profile's source address: each endpoint of the same family gets a fresh
+            // socket bound before connect (the range form of async_connect reopens unbound sockets).
+            const auto src = net::ip::make_address(*profile.source_address);
+            ec = net::error::address_family_not_supported;
+            for (const auto& ep : endpoints) {
+                if (ep.address().is_v4() != src.is_v4()) continue;
+                auto& sock = tcp_stream.socket();
+                error_code ignored;
+                sock.close(ignored);
+                sock.open(ep.protocol(), ec);
+                if (!ec) sock.bind(tcp::endpoint(src, 0), ec);
+                if (ec) {
+                    co_return qkd::Err{fail(Errc::connect, "cannot bind the connection to " + url.host_header() +
+                                                               " to source_address " + *profile.source_address +
+                                                               ": " + ec_text(ec), false)};
+                }
+                co_await tcp_stream.async_connect(ep, net::redirect_error(net::use_awaitable, ec));
+                if (!ec || ec == beast::error::timeout || Clock::now() >= deadline) break;
+            }
+        }
         if (ec) {
             if (ec == beast::error::timeout || Clock::now() >= deadline)
                 co_return qkd::Err{io_fail(ec, deadline, "TCP connect", false)};

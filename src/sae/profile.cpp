@@ -2,6 +2,8 @@
 // line, the profile, the key and what was expected.
 #include "qkd/sae/profile.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <array>
 #include <cmath>
 #include <set>
@@ -12,9 +14,9 @@
 namespace qkd::sae {
 namespace {
 
-constexpr std::array<std::string_view, 13> kKnownKeys{
-    "name",     "kme_url", "local_sae_id", "local_cert", "local_key",  "kme_ca_cert", "kme_cert",
-    "kme_id",   "timeout", "key_size",     "tls_groups", "pq_only",    "description"};
+constexpr std::array<std::string_view, 14> kKnownKeys{
+    "name",     "kme_url", "local_sae_id", "local_cert", "local_key",  "kme_ca_cert",   "kme_cert",
+    "kme_id",   "timeout", "key_size",     "tls_groups", "pq_only",    "source_address", "description"};
 
 using Fail = qkd::Err<std::string>;
 
@@ -120,6 +122,15 @@ qkd::Result<Profile, std::string> parse_one(const toml::table& t, const std::str
         p.kme_id = **kme_id;
     }
     QKD_SAE_TRY(desc, r.str("description", false));
+    // The "service route" of a firewall's QKD profile: KMEs often sit on a management network, so
+    // the connections to the KME may have to leave from one local address.
+    QKD_SAE_TRY(src, r.str("source_address", false));
+    if (*src) {
+        boost::system::error_code ec;
+        auto a = boost::asio::ip::make_address(**src, ec);
+        if (ec) return Fail{r.err("source_address", "\"" + **src + "\" is not an IP address; expected e.g. \"192.0.2.10\"")};
+        p.source_address = a.to_string();
+    }
 
     if (const toml::node* n = t.get("timeout")) {
         double secs = 0;

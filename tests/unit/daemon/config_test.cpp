@@ -115,7 +115,8 @@ TEST(Config, FullGatewayParses) {
                        gateway_toml(psk, "ike_lifetime = \"4h\"\nike_rekey_margin = 300\nchild_lifetime = \"1h\"\n"
                                          "child_rekey_margin = \"2m\"\nstart_action = \"start\"\nencap = true\n"
                                          "esp_proposals = \"aes256gcm16-ecp521\"\n"
-                                         "qkd = { profile = \"kme-a\", peer_sae_id = \"SAE_B\", key_size = 256, timeout = 5, mode = \"prefer\" }\n");
+                                         "qkd = { profile = \"kme-a\", peer_sae_id = \"SAE_B\", key_size = 256, timeout = 5, mode = \"prefer\", transform_id = 65000 }\n");
+    text.insert(text.find("tun_name"), "metrics_port = 9469\n");
     auto c = parse_config(text, "t.toml");
     ASSERT_TRUE(c) << c.error().message;
     EXPECT_EQ(c->daemon.control_socket, "/tmp/x.sock");
@@ -134,6 +135,8 @@ TEST(Config, FullGatewayParses) {
     EXPECT_EQ(g.qkd->peer_sae_id, "SAE_B");
     EXPECT_EQ(g.qkd->mode, QkdMode::prefer);
     EXPECT_EQ(g.qkd->timeout.count(), 5);
+    EXPECT_EQ(g.qkd->transform_id, 65000);
+    EXPECT_EQ(c->daemon.metrics_port, 9469);
     EXPECT_EQ(c->find("east"), &g);
     EXPECT_EQ(c->find("west"), nullptr);
     // Issue 16 step 0: until QKD keys are mixed into IKEv2, a gateway with a qkd section must not
@@ -174,6 +177,9 @@ TEST(Config, Rejections) {
          "expected \"require\" or \"prefer\""},
         {"[[qkd_profile]]\nname=\"p\"\n" + gateway_toml(psk, "qkd = { profile = \"p\", peer_sae_id = \"B\", key_size = 260 }\n"),
          "multiple of 8"},
+        {"[[qkd_profile]]\nname=\"p\"\n" + gateway_toml(psk, "qkd = { profile = \"p\", peer_sae_id = \"B\", transform_id = 36 }\n"),
+         "'transform_id' = 36 is out of range, expected 1024..65535"},
+        {"[daemon]\nmetrics_port = 70000\n", "'metrics_port' = 70000 is out of range"},
         {gateway_toml(psk) + gateway_toml(psk), "used twice"},
         {gateway_toml(d.path() + "/missing"), "cannot open"},
         {"[[gateway]]\nname = \"a b\"\n", "is invalid"},

@@ -30,6 +30,7 @@ timeout = 2.5
 key_size = 512
 tls_groups = ["X25519MLKEM768", "X25519"]
 pq_only = true
+source_address = "192.0.2.10"
 
 [[qkd_profile]]
 name = "kme-backup"
@@ -58,6 +59,7 @@ TEST(Profiles, ParsesEveryKeyAndIgnoresOtherTables) {
     EXPECT_EQ(a.key_size, 512);
     EXPECT_EQ(a.tls_groups, (std::vector<std::string>{"X25519MLKEM768", "X25519"}));
     EXPECT_TRUE(a.pq_only);
+    EXPECT_EQ(a.source_address, "192.0.2.10");
     EXPECT_GT(a.source_line, 0);
 }
 
@@ -71,6 +73,7 @@ TEST(Profiles, Defaults) {
     EXPECT_FALSE(b.kme_id);
     EXPECT_TRUE(b.tls_groups.empty());
     EXPECT_FALSE(b.pq_only);
+    EXPECT_FALSE(b.source_address);
     EXPECT_EQ(b.kme_url.port, 443);
 }
 
@@ -101,6 +104,7 @@ TEST(Profiles, ErrorsNameFileKeyAndExpectation) {
         {one("key_size = -8\n"), "key 'key_size'"},
         {one("key_size = 2.5\n"), "key 'key_size': expected an integer number of bits, got 2.5"},
         {one("pq_only = \"yes\"\n"), "key 'pq_only': expected true or false"},
+        {one("source_address = \"eth1\"\n"), "key 'source_address': \"eth1\" is not an IP address"},
         {one("tls_groups = []\n"), "key 'tls_groups': expected a non-empty array"},
         {one("tls_groups = [1]\n"), "key 'tls_groups': expected strings"},
         {one("kme_id = \"\"\n"), "key 'kme_id': expected a non-empty string"},

@@ -57,6 +57,7 @@ struct QkdSettings {
     unsigned key_size = 256;  // bits
     std::chrono::seconds timeout{10};
     QkdMode mode = QkdMode::require;
+    std::uint16_t transform_id = 65516;  // KE transform ID of the QKD method (private use)
 };
 
 struct GatewayEntry {
@@ -100,6 +101,7 @@ struct DaemonSettings {
     std::uint16_t ike_port = 500;
     std::uint16_t natt_port = 4500;
     std::string tun_name = "qkd0";
+    std::uint16_t metrics_port = 0;  // Prometheus text on 127.0.0.1:metrics_port; 0 = off
     // IKE retransmission (strongSwan's charon.retransmit_*): an exchange is sent again after
     // retransmit_timeout * retransmit_base^n seconds, n = 0..retransmit_tries-1, then fails.
     // Together with dpd_interval they bound how long a dead peer takes to notice.

@@ -17,6 +17,9 @@
 #include "qkd/daemon/error.hpp"
 #include "qkd/daemon/listing.hpp"
 #include "qkd/daemon/reconnect.hpp"
+#include "qkd/daemon/metrics_server.hpp"
+#include "qkd/daemon/metrics_text.hpp"
+#include "qkd/daemon/qkd_key_source.hpp"
 #include "qkd/daemon/udp_io.hpp"
 #include "qkd/dataplane/dataplane.hpp"
 #include "qkd/ike/engine.hpp"
@@ -55,8 +58,15 @@ public:
     void ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) override;
     void datagram_dropped(const ike::Endpoint& remote, ike::DropReason reason, std::string_view detail) override;
 
+    // QKD key source and Prometheus endpoint (qkd_wiring.cpp, metrics_wiring.cpp).
+    QkdKeySource* qkd_source() { return qkd_.get(); }
+    MetricsSnapshot metrics_snapshot();
+    std::uint16_t metrics_port() const;
+
 private:
     DropLog drop_log_;
+    Result<void, DaemonError> start_qkd();
+    Result<void, DaemonError> start_metrics();
     struct Child {
         std::string gateway;
         std::uint32_t reqid = 0;
@@ -136,6 +146,9 @@ private:
     std::uint64_t keep_gen_ = 0;
     std::unique_ptr<boost::asio::steady_timer> keep_watch_;
     bool stopping_ = false;              // shutdown(): ends are not retried
+    std::unique_ptr<QkdKeySource> qkd_;           // null when no [[qkd_profile]] exists
+    std::unique_ptr<MetricsServer> metrics_;      // null unless [daemon] metrics_port is set
+    std::map<std::string, std::uint64_t> qkd_fallbacks_;  // by gateway (mode = prefer)
 };
 
 }  // namespace qkd::daemon

@@ -15,6 +15,7 @@
 //   key_size = 256                            # bits, multiple of 8 (default 256)
 //   tls_groups = ["X25519MLKEM768", "X25519", "P-256"]   # optional
 //   pq_only = false                           # optional
+//   source_address = "192.0.2.10"             # optional: local address KME connections leave from
 #include <toml++/toml.h>
 
 #include <chrono>
@@ -47,6 +48,7 @@ struct Profile {
     int key_size = kDefaultKeySizeBits;             // bits
     std::vector<std::string> tls_groups;            // empty: qkd::pqtls default preference
     bool pq_only = false;
+    std::optional<std::string> source_address;      // bind KME connections to this local IP
     std::string source_file;                        // where the profile was read (for errors)
     int source_line = 0;
 };
