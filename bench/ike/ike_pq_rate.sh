@@ -30,14 +30,19 @@ out=$WORK/runs.jsonl
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
 # record PROPOSAL RUN DRIVER: one run, tagged, with the share of host CPU used by anything else
 record() {
-  local p=$1 name=$2 line b0 t0 b1 t1; shift 2
+  local p=$1 name=$2 line b0 t0 b1 t1 alg=-; shift 2
   read -r b0 t0 < <(busy)
   line=$(run "$name" "$@")
   read -r b1 t1 < <(busy)
-  python3 - "$line" "$p" "$b0" "$t0" "$b1" "$t1" "$hz" <<'PY' | tee -a "$out"
+  # What the qkdgated end negotiated (a run that silently left out an exchange must not count).
+  if [ "$name" != C ]; then
+    alg=$(qg west show ike-sa --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); print(sorted({x["algorithm"] for x in s if x["state"].upper()=="ESTABLISHED"}))')
+  fi
+  python3 - "$line" "$p" "$b0" "$t0" "$b1" "$t1" "$hz" "$alg" <<'PY' | tee -a "$out"
 import json, sys
 r = json.loads(sys.argv[1]); p = sys.argv[2]; b0, t0, b1, t1, hz = map(float, sys.argv[3:8])
 r["proposal"] = p
+r["qkdgated_algorithms"] = sys.argv[8]
 own = (r["cpu_ms_per_sa_initiator"] + r["cpu_ms_per_sa_responder"]) * max(r["ok"], 1) / 1000 * hz + r.get("client_cpu_s", 0) * hz
 r["other_cpu_pct"] = round(100 * ((b1 - b0) - own) / max(1, t1 - t0), 1)
 print(json.dumps(r))
@@ -69,8 +74,11 @@ python3 - "$out" "$PROPOSALS" "$(grep -m1 '^charon-systemd' "$SS6_ROOT/pq-peers-
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 props = sys.argv[2].split()
+def valid(r):
+    """every SA up, and qkdgated really ran the ML-KEM exchange the proposal asks for"""
+    return r["ok"] == r["count"] and (r["run"] == "C" or "mlkem" not in r["proposal"] or "MLKEM" in r.get("qkdgated_algorithms", ""))
 def med(p, run, key):
-    v = [r[key] for r in rows if r["proposal"] == p and r["run"] == run]
+    v = [r[key] for r in rows if r["proposal"] == p and r["run"] == run and valid(r)]
     return statistics.median(v) if v else None
 def fmt(x, f="%.3f"): return f % x if x is not None else "-"
 def ratio(x, y): return x / y if x is not None and y else None
@@ -78,17 +86,21 @@ n = max(len([r for r in rows if r["proposal"] == p and r["run"] == "C"]) for p i
 print()
 print("IKE SA setup, PSK, one CHILD SA aes256gcm16; %d SAs, %d in flight; medians of %d repetitions; %s"
       % (rows[0]["count"], rows[0]["parallel"], n, sys.argv[3]))
-print("%-22s %-26s %6s %8s %11s %11s %7s %7s" % ("proposal", "run", "ok", "SAs/s", "resp ms/SA", "init ms/SA", "p50 ms", "other%"))
+print("%-22s %-26s %6s %8s %11s %11s %7s %7s  %s" % ("proposal", "run", "ok", "SAs/s", "resp ms/SA", "init ms/SA", "p50 ms", "other%", "qkdgated negotiated"))
 names = {"A": "A qkdgated -> charon 6.1", "B": "B qkdgated -> qkdgated", "C": "C charon 6.1 -> 6.1"}
 for p in props:
     for run in "ABC":
         sel = [r for r in rows if r["proposal"] == p and r["run"] == run]
         if not sel:
             print("%-22s %-26s %6s" % (p, names[run], "n/a")); continue
-        print("%-22s %-26s %6s %8.1f %11s %11s %7.1f %7.1f" % (p, names[run], "%d/%d" % (min(r["ok"] for r in sel), sel[0]["count"]),
+        if not any(valid(r) for r in sel):
+            print("%-22s %-26s  not counted: %d/%d SAs up, qkdgated negotiated %s" % (p, names[run], min(r["ok"] for r in sel),
+                  sel[0]["count"], sel[0].get("qkdgated_algorithms", "-"))); continue
+        p50 = [r["lat_ms"]["p50"] for r in sel if r["lat_ms"]["p50"] is not None]
+        print("%-22s %-26s %6s %8.1f %11s %11s %7s %7.1f  %s" % (p, names[run], "%d/%d" % (min(r["ok"] for r in sel), sel[0]["count"]),
               statistics.median(r["rate_per_s"] for r in sel), fmt(med(p, run, "cpu_ms_per_sa_responder")),
-              fmt(med(p, run, "cpu_ms_per_sa_initiator")), statistics.median(r["lat_ms"]["p50"] for r in sel),
-              statistics.median(r["other_cpu_pct"] for r in sel)))
+              fmt(med(p, run, "cpu_ms_per_sa_initiator")), fmt(statistics.median(p50) if p50 else None, "%.1f"),
+              statistics.median(r["other_cpu_pct"] for r in sel), sel[0].get("qkdgated_algorithms", "-")))
 print()
 summary = {}
 base = props[0]
