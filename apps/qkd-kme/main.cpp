@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
     d->add_option("--port-b", demo.port_b, "API port of KME_B (default: a free port)");
     d->add_option("--log-level", demo.log_level, "trace, debug, info, warn, error")->capture_default_str();
     d->add_flag("--quiet", demo.quiet, "do not print the curl examples");
+    bool relay = false;
+    d->add_flag("--relay", relay, "a chain KME_A - KME_R - KME_C with trusted-node relay instead of the pair (SAE_A on KME_A, SAE_C on KME_C)");
+    d->add_option("--relays", demo.relays, "relay KMEs in the --relay chain (1-4; more than one: KME_R1 .. KME_RN)")->capture_default_str();
     bool prepare_only = false;
     d->add_flag("--prepare-only", prepare_only, "write the PKI and configs, then exit (run each KME with `serve`)");
     CLI11_PARSE(app, argc, argv);
@@ -54,6 +57,14 @@ int main(int argc, char** argv) {
     try {
         if (*d) {
             qkd::log_init("qkd-kme", demo.log_level);
+            if (relay && prepare_only) {
+                for (const auto& f : qkd::kme::prepare_relay_demo(demo)) std::cout << f << "\n";
+                return 0;
+            }
+            if (relay) {
+                raise_open_files_limit(30000);
+                return qkd::kme::run_relay_demo(demo);
+            }
             if (prepare_only) {
                 auto [a, b] = qkd::kme::prepare_demo(demo);
                 std::cout << a << "\n" << b << "\n";

@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
@@ -172,6 +174,39 @@ LinkConfig parse_link(const Ctx& c, const toml::table& t, const std::string& pre
 
 }  // namespace
 
+// [[route]] tables (trusted-node relay): the KME of some SAEs and the peer that is the next hop
+// towards it. Loops that span several KMEs' files are found at run time (a reservation carries the
+// KMEs it passed and a KME that finds itself there refuses it).
+static void parse_routes(Ctx& c, const toml::table& root, Config& cfg) {
+    auto routes = root["route"].as_array();
+    if (!routes) return;
+    std::set<std::string> peers, targets;
+    for (const auto& p : cfg.peers) peers.insert(p.kme_id);
+    for (std::size_t i = 0; i < routes->size(); ++i) {
+        auto t = (*routes)[i].as_table();
+        std::string p = fmt::format("route[{}].", i);
+        if (!t) c.fail(p, "each [[route]] must be a table");
+        check_known(c, *t, p, {"kme_id", "via", "saes"});
+        RouteConfig r;
+        r.kme_id = req_string(c, *t, p, "kme_id");
+        r.via = req_string(c, *t, p, "via");
+        r.saes = opt_string_list(c, *t, p, "saes", {});
+        if (r.kme_id == cfg.kme_id) c.fail(p + "kme_id", "a route to this KME itself would loop; list its SAEs under [[sae]]");
+        if (peers.count(r.kme_id))
+            c.fail(p + "kme_id", fmt::format("{} is a [[peer]] (a direct link); list its SAEs in that [[peer]]'s saes instead", r.kme_id));
+        if (!targets.insert(r.kme_id).second) c.fail(p + "kme_id", fmt::format("a second route to {}; one route per KME", r.kme_id));
+        if (r.via == cfg.kme_id) c.fail(p + "via", "the next hop cannot be this KME itself (the route would loop)");
+        if (!peers.count(r.via)) {
+            std::string known;
+            for (const auto& k : peers) known += (known.empty() ? "" : ", ") + k;
+            c.fail(p + "via", fmt::format("\"{}\" is not a [[peer]] of this KME; the next hop must be one ({})", r.via,
+                                          known.empty() ? "none configured" : known));
+        }
+        if (r.saes.empty()) c.fail(p + "saes", fmt::format("list the SAE IDs attached to {}", r.kme_id));
+        cfg.routes.push_back(std::move(r));
+    }
+}
+
 Config parse_config(const std::string& text, const std::string& file) {
     Ctx c{file, fs::path(file).parent_path()};
     toml::table root;
@@ -181,7 +216,7 @@ Config parse_config(const std::string& text, const std::string& file) {
         throw ConfigError(fmt::format("{}:{}:{}: invalid TOML: {}", file, e.source().begin.line, e.source().begin.column,
                                       e.description()));
     }
-    check_known(c, root, "", {"kme", "keys", "identity", "sae", "peer", "local_link"});
+    check_known(c, root, "", {"kme", "keys", "identity", "sae", "peer", "local_link", "route"});
     Config cfg;
     cfg.file = file;
     auto kme = root["kme"].as_table();
@@ -306,7 +341,6 @@ Config parse_config(const std::string& text, const std::string& file) {
             pc.url = req_string(c, *t, p, "url");
             if (pc.url.rfind("https://", 0) != 0) c.fail(p + "url", fmt::format("expected https://HOST:PORT, got \"{}\"", pc.url));
             pc.saes = opt_string_list(c, *t, p, "saes", {});
-            if (pc.saes.empty()) c.fail(p + "saes", "list the SAE IDs attached to this peer KME");
             pc.link = parse_link(c, *t, p, true);
             pc.sync_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(opt_number(c, *t, p, "sync_timeout", 2, 0.001, 600) * 1000));
             // Real key material is scarce and a stocked key that ages out is burned: no stock by
@@ -315,7 +349,14 @@ Config parse_config(const std::string& text, const std::string& file) {
             cfg.peers.push_back(std::move(pc));
         }
     }
-    // SAE IDs must be unique across this KME and its peers: an ID names exactly one KME.
+    parse_routes(c, root, cfg);
+    for (std::size_t i = 0; i < cfg.peers.size(); ++i) {
+        const auto& pc = cfg.peers[i];
+        const bool relays = std::any_of(cfg.routes.begin(), cfg.routes.end(), [&](const RouteConfig& r) { return r.via == pc.kme_id; });
+        if (pc.saes.empty() && !relays)
+            c.fail(fmt::format("peer[{}].saes", i), "list the SAE IDs attached to this peer KME (a relay with none needs a [[route]] via it)");
+    }
+    // SAE IDs must be unique across this KME, its peers and its routes: an ID names exactly one KME.
     std::map<std::string, std::string> owner;
     auto claim = [&](const std::string& sae, const std::string& kme, const std::string& key) {
         auto [it, fresh] = owner.emplace(sae, kme);
@@ -324,6 +365,8 @@ Config parse_config(const std::string& text, const std::string& file) {
     for (const auto& s : cfg.saes) claim(s, cfg.kme_id, "sae");
     for (std::size_t i = 0; i < cfg.peers.size(); ++i)
         for (const auto& s : cfg.peers[i].saes) claim(s, cfg.peers[i].kme_id, fmt::format("peer[{}].saes", i));
+    for (std::size_t i = 0; i < cfg.routes.size(); ++i)
+        for (const auto& s : cfg.routes[i].saes) claim(s, cfg.routes[i].kme_id, fmt::format("route[{}].saes", i));
     // Two links on one folder would read the same files: both would hand out the same bytes.
     std::map<std::string, std::size_t> dirs;
     for (std::size_t i = 0; i < cfg.peers.size(); ++i) {

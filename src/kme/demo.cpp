@@ -25,6 +25,7 @@
 #include "qkd/kme/instance.hpp"
 #include "qkd/kme/pki.hpp"
 #include "qkd/kme/secrets_at_rest.hpp"
+#include "demo_parts.hpp"
 
 namespace qkd::kme {
 namespace fs = std::filesystem;
@@ -32,7 +33,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-namespace {
+namespace demo_detail {
 
 std::uint16_t free_port() {
     asio::io_context io;
@@ -100,9 +101,13 @@ prefetch_keys = 256   # key IDs reserved on the peer ahead of requests (0 = off)
     return s;
 }
 
+std::string lower(std::string s) {
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+}
+
 std::string site_config(const std::string& profile, std::uint16_t port, const std::string& sae, const std::string& kme) {
-    std::string s = sae == "SAE_A" ? "sae_a" : sae == "SAE_B" ? "sae_b" : "sae_c";
-    std::string k = kme == "KME_A" ? "kme_a" : "kme_b";
+    const std::string s = lower(sae), k = lower(kme);
     return fmt::format(R"(# qkdgate gateway configuration for the demo site of {2} (written by `qkd-kme demo`)
 [[qkd_profile]]
 name = "{0}"
@@ -145,7 +150,9 @@ bool probe(std::uint16_t port, const fs::path& pki, const std::string& sae_file,
     }
 }
 
-}  // namespace
+}  // namespace demo_detail
+
+using namespace demo_detail;
 
 std::pair<std::string, std::string> prepare_demo(const DemoOptions& o) {
     fs::path dir = fs::absolute(o.dir);

@@ -89,6 +89,11 @@ KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std:
             throw std::invalid_argument("key material for " + in + " is missing or carries another label");
         if (!peer_clients_.count(p.kme_id)) throw std::logic_error("no PeerClient for " + p.kme_id);
     }
+    for (const auto& r : cfg.routes) {
+        if (!peers_.count(r.via)) throw std::invalid_argument("route to " + r.kme_id + " via " + r.via + ", which is not a peer");
+        next_hop_[r.kme_id] = r.via;
+        for (const auto& s : r.saes) sae_kme_[s] = r.kme_id;
+    }
     // Rows of a stream this KME no longer holds (a [[peer]] removed or renamed, kme_id changed):
     // their material cannot be read, so they are dropped, not served.
     std::vector<Op> stale;
@@ -118,6 +123,12 @@ const std::string* KeyManager::kme_of(const std::string& sae) const {
     return it == sae_kme_.end() ? nullptr : &it->second;
 }
 
+std::string KeyManager::hop_of(const std::string& kme) const {
+    if (peers_.count(kme)) return kme;
+    auto it = next_hop_.find(kme);
+    return it == next_hop_.end() ? std::string() : it->second;
+}
+
 KeyManager::Link* KeyManager::link_for_peer(const std::string& peer) {
     auto it = links_.find(label(cfg_.kme_id, peer));
     return it == links_.end() ? nullptr : it->second.get();
@@ -131,7 +142,8 @@ ApiResult<etsi014::Status> KeyManager::status(const std::string& caller, const s
     if (!is_local_sae(caller)) return Err{unauthorized()};
     const std::string* slave_kme = kme_of(slave);
     if (!slave_kme) return Err{bad(fmt::format("slave_SAE_ID \"{}\" is not known to this KME or its peers", slave))};
-    Link* link = link_for_peer(*slave_kme);
+    // A routed slave: the first hop's link is the one this KME's keys come from.
+    Link* link = link_for_peer(*slave_kme == cfg_.kme_id ? cfg_.kme_id : hop_of(*slave_kme));
     const auto& l = cfg_.limits;
     etsi014::Status s;
     s.source_KME_ID = cfg_.kme_id;
@@ -194,10 +206,12 @@ ApiResult<int> KeyManager::check_request(const std::string& caller, const std::s
         const std::string* k = kme_of(s);
         if (!k) return Err{bad(fmt::format("slave SAE ID \"{}\" is not known to this KME or its peers", s))};
         if (*k == cfg_.kme_id) continue;
-        if (!peer_kme.empty() && peer_kme != *k)
-            return Err{bad(fmt::format("slaves are attached to two peer KMEs ({} and {}); multicast reaches SAEs of this KME and of "
-                                       "one peer KME", peer_kme, *k))};
-        peer_kme = *k;
+        // A peer's SAEs and SAEs routed through it share its link (relay: docs/kme.md "Relay").
+        const std::string hop = hop_of(*k);
+        if (!peer_kme.empty() && peer_kme != hop)
+            return Err{bad(fmt::format("slaves are reached through two peer KMEs ({} and {}); multicast reaches SAEs of this KME and "
+                                       "SAEs along one path through one peer KME", peer_kme, hop))};
+        peer_kme = hop;
     }
     return 0;
 }
@@ -279,7 +293,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
     if (!local_slaves.empty()) {
         std::lock_guard lk(res_mu_);
         for (const auto& k : keys) {
-            Reservation r{k.key_ID, link->out->label(), k.offset, k.bits, caller, local_slaves, local_slaves, expires};
+            Reservation r{k.key_ID, link->out->label(), k.offset, k.bits, caller, local_slaves, local_slaves, expires, {}};
             ops.push_back(op::PutReservation{r});
             reservations_.emplace(k.key_ID, std::move(r));
         }
@@ -310,7 +324,7 @@ void KeyManager::get_key(const std::string& caller, const std::string& slave, co
         if (!ok) return finish(std::string(msg::kKeyDataAccess));
         mark_durable(*link, new_mark);
         if (remote_slaves.empty()) return finish("");
-        SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys, material_of(*link->out, keys)};
+        SyncRequest sr{cfg_.kme_id, link->out->label(), caller, remote_slaves, expires, keys, material_of(*link->out, keys), {}, {}};
         peer_clients_.at(peer_kme)->reserve(std::move(sr), [this, peer_kme, finish, expires](std::string e) {
             if (!e.empty()) {
                 ++sync_failures;

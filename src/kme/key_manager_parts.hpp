@@ -68,6 +68,11 @@ inline std::string material_of(const KeyMaterial& m, const std::vector<SyncKey>&
     auto [lo, hi] = key_range(keys);
     return m.fingerprint(lo, hi - lo);
 }
+// A relayed key's one-time pad: k ^= mask (same length).
+inline void unmask(SecretBytes& k, const std::vector<std::uint8_t>& mask) {
+    auto v = k.mut_view();
+    for (std::size_t i = 0; i < v.size() && i < mask.size(); ++i) v[i] ^= mask[i];
+}
 inline std::string combo_key(const std::string& master, const std::vector<std::string>& slaves, std::int64_t bits) {
     std::string k = master;
     for (const auto& s : slaves) k += '\n' + s;
@@ -82,5 +87,6 @@ using detail::label;
 using detail::material_of;
 using detail::server;
 using detail::unauthorized;
+using detail::unmask;
 
 }  // namespace qkd::kme

@@ -106,7 +106,7 @@ void KeyManager::refill(Prefetch& pf) {
             return stop();
         }
         mark_durable(*link, new_mark);
-        SyncRequest sr{cfg_.kme_id, link->out->label(), pf.master, pf.slaves, expires, keys, material_of(*link->out, keys)};
+        SyncRequest sr{cfg_.kme_id, link->out->label(), pf.master, pf.slaves, expires, keys, material_of(*link->out, keys), {}, {}};
         peer_clients_.at(pf.peer_kme)->reserve(std::move(sr), reserved);
     };
     if (ops.empty()) after_commit(true);

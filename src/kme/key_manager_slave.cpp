@@ -25,6 +25,7 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
         const KeyMaterial* stream;
         SyncKey key;
         std::string id_text;
+        std::vector<std::uint8_t> mask;  // a relayed key: XORed onto the stream's bytes
     };
     std::vector<Out> out;
     std::vector<Reservation> taken;  // as they were, to give a key back to the caller if the commit fails
@@ -69,7 +70,7 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
                 std::fputs("qkd-kme: reservation for an unknown key stream\n", stderr);
                 std::abort();
             }
-            out.push_back({stream, SyncKey{r.key_ID, r.offset, r.bits}, ids.key_IDs[i].key_ID});
+            out.push_back({stream, SyncKey{r.key_ID, r.offset, r.bits}, ids.key_IDs[i].key_ID, r.mask});
             taken.push_back(r);
             std::erase(r.pending_slaves, caller);
             if (r.pending_slaves.empty()) {
@@ -110,8 +111,11 @@ void KeyManager::get_key_with_ids(const std::string& caller, const std::string& 
         }
         etsi014::KeyContainer c;
         try {
-            for (const auto& o : out)
-                c.keys.push_back(etsi014::Key{o.id_text, o.stream->read(o.key.offset, o.key.bits / 8), std::nullopt, std::nullopt});
+            for (const auto& o : out) {
+                SecretBytes k = o.stream->read(o.key.offset, o.key.bits / 8);
+                if (!o.mask.empty()) unmask(k, o.mask);  // relayed: the one-time pad of the last link comes off
+                c.keys.push_back(etsi014::Key{o.id_text, std::move(k), std::nullopt, std::nullopt});
+            }
         } catch (const std::runtime_error& e) {
             // The material could not be read (a key file vanished, an I/O error): not delivered,
             // so still the caller's, and fetched again once the cause is gone.
@@ -133,8 +137,23 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
     if (req.slaves.empty()) return done(Err{bad("a reservation names at least one slave SAE")});
     if (req.expires_unix < now_unix())
         return done(Err{bad(fmt::format("the reservation expired {} s ago (clocks of the two KMEs apart, or a slow link?)", now_unix() - req.expires_unix))});
-    for (const auto& s : req.slaves)
-        if (!is_local_sae(s)) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {}", s, cfg_.kme_id))});
+    // Slaves of this KME, and slaves behind one next hop (trusted-node relay).
+    std::vector<std::string> local, remote;
+    std::string next;
+    for (const auto& s : req.slaves) {
+        if (is_local_sae(s)) {
+            local.push_back(s);
+            continue;
+        }
+        const std::string* k = kme_of(s);
+        const std::string hop = k ? hop_of(*k) : std::string();
+        if (hop.empty()) return done(Err{bad(fmt::format("slave SAE ID \"{}\" is not attached to {} nor routed through it", s, cfg_.kme_id))});
+        if (!next.empty() && hop != next)
+            return done(Err{bad(fmt::format("slaves are reached from {} through two next hops ({} and {})", cfg_.kme_id, next, hop))});
+        next = hop;
+        remote.push_back(s);
+    }
+    if (!req.masks.empty() && req.masks.size() != req.keys.size()) return done(Err{bad("a relayed reservation carries one mask per key")});
     // A key-file link deletes used files on this KME's own clock: reservation_ttl + sync_timeout +
     // kKeyFileSlack after the peer passed them. A reservation meant to live longer could outlive
     // its file, so the two ends must agree on reservation_ttl.
@@ -175,6 +194,7 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
                                            "one end and \"incoming\" on the other; compare the key-file index files)",
                                            in_label, lo, hi, peer_kme_id, show(req.material), cfg_.kme_id, show(mine)))});
     }
+    if (!remote.empty()) return relay(peer_kme_id, req, std::move(local), std::move(remote), std::move(next), std::move(done));
     std::vector<Op> ops;
     std::set<Uuid> ids;
     {
@@ -186,8 +206,10 @@ void KeyManager::peer_reserve(const std::string& peer_kme_id, const SyncRequest&
                 return done(Err{bad(fmt::format("key_ID {} is already reserved", uuid_format(k.key_ID)))});
             if (!offsets.insert(k.offset).second) return done(Err{bad(fmt::format("offset {} appears twice in the reservation", k.offset))});
         }
-        for (const auto& k : req.keys) {
-            Reservation r{k.key_ID, req.stream, k.offset, k.bits, req.master_SAE_ID, req.slaves, req.slaves, req.expires_unix};
+        for (std::size_t i = 0; i < req.keys.size(); ++i) {
+            const auto& k = req.keys[i];
+            Reservation r{k.key_ID, req.stream, k.offset, k.bits, req.master_SAE_ID, req.slaves, req.slaves, req.expires_unix,
+                          req.masks.empty() ? std::vector<std::uint8_t>{} : req.masks[i]};
             ops.push_back(op::PutReservation{r});
             reservations_.emplace(k.key_ID, std::move(r));
         }

@@ -43,6 +43,12 @@ std::string Metrics::render(KeyManager& km) const {
     o += "# HELP qkd_kme_keys_served_from_prefetch_total Master keys answered from prefetched reservations.\n"
          "# TYPE qkd_kme_keys_served_from_prefetch_total counter\n";
     o += fmt::format("qkd_kme_keys_served_from_prefetch_total{{kme=\"{}\"}} {}\n", id, km.keys_from_prefetch.load());
+    o += "# HELP qkd_kme_keys_relayed_total Keys this KME forwarded to a next hop as a trusted relay (one-time pad with that link's material).\n"
+         "# TYPE qkd_kme_keys_relayed_total counter\n";
+    o += fmt::format("qkd_kme_keys_relayed_total{{kme=\"{}\"}} {}\n", id, km.keys_relayed.load());
+    o += "# HELP qkd_kme_relay_failures_total Relayed reservations refused or failed here (hop down, slow, out of material, loop).\n"
+         "# TYPE qkd_kme_relay_failures_total counter\n";
+    o += fmt::format("qkd_kme_relay_failures_total{{kme=\"{}\"}} {}\n", id, km.relay_failures.load());
     o += "# HELP qkd_kme_sync_failures_total KME-to-KME reservations that failed or timed out.\n# TYPE qkd_kme_sync_failures_total counter\n";
     o += fmt::format("qkd_kme_sync_failures_total{{kme=\"{}\"}} {}\n", id, km.sync_failures.load());
     o += "# HELP qkd_kme_reservations_expired_total Unclaimed reservations dropped at expiry.\n"
@@ -69,6 +75,10 @@ std::string Metrics::render(KeyManager& km) const {
     for (const auto& l : levels)
         o += fmt::format("qkd_kme_pool_keys{{kme=\"{}\",direction=\"{}\"}} {}\n", id, l.stream,
                          static_cast<std::int64_t>(l.available_bits / static_cast<double>(km.config().limits.default_key_size)));
+    o += "# HELP qkd_kme_stream_offset_bytes Next unused byte of each outgoing key stream: the link material this KME has consumed "
+         "(for its masters and, as a relay, for keys it forwarded); it jumps to the durable mark after a restart.\n"
+         "# TYPE qkd_kme_stream_offset_bytes gauge\n";
+    for (const auto& l : levels) o += fmt::format("qkd_kme_stream_offset_bytes{{kme=\"{}\",direction=\"{}\"}} {}\n", id, l.stream, l.next_offset);
     o += "# HELP qkd_kme_link_up 0 while the emulated QKD link is in a scheduled outage.\n# TYPE qkd_kme_link_up gauge\n";
     for (const auto& l : levels) o += fmt::format("qkd_kme_link_up{{kme=\"{}\",direction=\"{}\"}} {}\n", id, l.stream, l.outage ? 0 : 1);
     if (std::any_of(levels.begin(), levels.end(), [](const PoolLevel& l) { return l.key_files >= 0; })) {

@@ -75,11 +75,12 @@ Store::Store(const std::string& path, StateSync sync) : path_(path), sync_(sync)
         // Lookups by key ID happen in memory; the table is read only at start-up.
         exec("CREATE TABLE IF NOT EXISTS key_reservation(stream TEXT NOT NULL, offset INTEGER NOT NULL, key_id BLOB NOT NULL,"
              " bits INTEGER NOT NULL, master TEXT NOT NULL, slaves TEXT NOT NULL, pending TEXT NOT NULL, expires INTEGER NOT NULL,"
-             " PRIMARY KEY(stream, offset)) WITHOUT ROWID");
+             " mask BLOB, PRIMARY KEY(stream, offset)) WITHOUT ROWID");
         migrate_reservations();
+        add_mask_column();
         st_hwm_ = prepare("INSERT INTO hwm(stream, next_offset) VALUES(?, ?) ON CONFLICT(stream) DO UPDATE SET next_offset = "
                           "MAX(next_offset, excluded.next_offset)");
-        st_put_ = prepare("INSERT INTO key_reservation(stream, offset, key_id, bits, master, slaves, pending, expires) VALUES(?,?,?,?,?,?,?,?)");
+        st_put_ = prepare("INSERT INTO key_reservation(stream, offset, key_id, bits, master, slaves, pending, expires, mask) VALUES(?,?,?,?,?,?,?,?,?)");
         st_pending_ = prepare("UPDATE key_reservation SET pending = ? WHERE stream = ? AND offset = ?");
         st_delete_ = prepare("DELETE FROM key_reservation WHERE stream = ? AND offset = ?");
         // Pages each commit appends to the WAL: the hook sees the WAL's length after every commit (it
@@ -148,6 +149,19 @@ void Store::migrate_reservations() {
     spdlog::info("{}: reservations moved to the current table layout", path_);
 }
 
+void Store::add_mask_column() {
+    // Relayed keys (issue 17) carry a one-time-pad mask; a database of an earlier version gets the
+    // column (NULL: a direct link's key) in place.
+    bool has = false;
+    {
+        Stmt q(db_, "SELECT count(*) FROM pragma_table_info('key_reservation') WHERE name = 'mask'");
+        has = sqlite3_step(q.s) == SQLITE_ROW && sqlite3_column_int(q.s, 0) > 0;
+    }
+    if (has) return;
+    exec("ALTER TABLE key_reservation ADD COLUMN mask BLOB");
+    spdlog::info("{}: reservations table given a mask column (relayed keys)", path_);
+}
+
 void Store::checkpoint_loop() {
     std::unique_lock lk(mu_);
     while (!stop_) {
@@ -213,7 +227,7 @@ std::map<std::string, std::uint64_t> Store::load_hwms() {
 
 std::vector<Reservation> Store::load_reservations() {
     std::vector<Reservation> out;
-    Stmt st(db_, "SELECT key_id, stream, offset, bits, master, slaves, pending, expires FROM key_reservation");
+    Stmt st(db_, "SELECT key_id, stream, offset, bits, master, slaves, pending, expires, mask FROM key_reservation");
     while (sqlite3_step(st.s) == SQLITE_ROW) {
         Reservation r;
         if (sqlite3_column_bytes(st.s, 0) != 16) continue;
@@ -225,6 +239,10 @@ std::vector<Reservation> Store::load_reservations() {
         r.slaves = slaves_parse(sqlite3_column_text(st.s, 5));
         r.pending_slaves = slaves_parse(sqlite3_column_text(st.s, 6));
         r.expires_unix = sqlite3_column_int64(st.s, 7);
+        if (const auto n = sqlite3_column_bytes(st.s, 8); n > 0) {
+            auto p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st.s, 8));
+            r.mask.assign(p, p + n);
+        }
         out.push_back(std::move(r));
     }
     return out;
@@ -354,6 +372,8 @@ bool Store::apply(const Op& o) {
                 auto p = slaves_text(x.r.pending_slaves);
                 sqlite3_bind_text(s.s, 7, p.c_str(), -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(s.s, 8, x.r.expires_unix);
+                if (x.r.mask.empty()) sqlite3_bind_null(s.s, 9);
+                else sqlite3_bind_blob(s.s, 9, x.r.mask.data(), static_cast<int>(x.r.mask.size()), SQLITE_TRANSIENT);
                 return sqlite3_step(s.s) == SQLITE_DONE;
             } else if constexpr (std::is_same_v<T, op::SetPending>) {
                 Use s(st_pending_);

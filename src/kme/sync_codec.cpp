@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qkd/common/encoding.hpp"
 #include "qkd/etsi014/codec.hpp"
 
 namespace qkd::kme {
@@ -34,10 +35,22 @@ std::string encode_sync_batch(const std::vector<SyncRequest>& batch) {
             etsi014::append_json_string(out, r.material);
             out += ',';
         }
+        if (!r.path.empty()) {
+            out += R"("path":[)";
+            for (std::size_t j = 0; j < r.path.size(); ++j) {
+                if (j) out += ',';
+                etsi014::append_json_string(out, r.path[j]);
+            }
+            out += "],";
+        }
         out += R"("keys":[)";
         for (std::size_t j = 0; j < r.keys.size(); ++j) {
             const auto& k = r.keys[j];
-            out += fmt::format(R"({}["{}",{},{}])", j ? "," : "", uuid_format(k.key_ID), k.offset, k.bits);
+            if (r.masks.empty()) {
+                out += fmt::format(R"({}["{}",{},{}])", j ? "," : "", uuid_format(k.key_ID), k.offset, k.bits);
+            } else {  // a relayed key: its one-time-pad ciphertext as a fourth element
+                out += fmt::format(R"({}["{}",{},{},"{}"])", j ? "," : "", uuid_format(k.key_ID), k.offset, k.bits, base64_encode(r.masks[j]));
+            }
         }
         out += "]}";
     }
@@ -65,13 +78,25 @@ qkd::Result<std::vector<SyncRequest>, std::string> decode_sync_batch(std::string
                 if (r.material.empty() || r.material.size() > kMaxMaterialText)
                     return Err{fmt::format("'material' must be 1 to {} characters", kMaxMaterialText)};
             }
+            if (auto p = e.find("path"); p != e.end()) {
+                r.path = p->get<std::vector<std::string>>();
+                if (r.path.size() > kMaxRelayHops) return Err{fmt::format("'path' lists at most {} KMEs", kMaxRelayHops)};
+            }
             const auto& keys = e.at("keys");
             if (!keys.is_array() || keys.size() > 4096) return Err{std::string("'keys' must be an array of at most 4096 entries")};
+            const bool masked = !keys.empty() && keys[0].is_array() && keys[0].size() == 4;
             for (const auto& k : keys) {
-                if (!k.is_array() || k.size() != 3) return Err{std::string("each key must be [key_ID, offset, bits]")};
+                if (!k.is_array() || k.size() != (masked ? 4u : 3u))
+                    return Err{std::string("each key must be [key_ID, offset, bits] or, relayed, [key_ID, offset, bits, mask] (all alike)")};
                 auto id = uuid_parse(k[0].get<std::string>());
                 if (!id) return Err{fmt::format("key_ID {} is not a UUID", k[0].dump())};
                 r.keys.push_back(SyncKey{*id, k[1].get<std::uint64_t>(), k[2].get<std::uint32_t>()});
+                if (masked) {
+                    auto m = base64_decode(k[3].get<std::string>());
+                    if (!m || m->size() != r.keys.back().bits / 8)
+                        return Err{fmt::format("the mask of key {} must be Base64 of bits / 8 bytes", k[0].dump())};
+                    r.masks.push_back(std::move(*m));
+                }
             }
         } catch (const json::exception& ex) {  // type errors of a peer's message, at the boundary only
             return Err{fmt::format("malformed reservation: {}", ex.what())};

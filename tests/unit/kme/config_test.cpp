@@ -262,3 +262,34 @@ TEST(KmeAffinity, PinningMovesOnlyTheCallingThread) {
     u.join();
     EXPECT_EQ(in_thread, allowed);
 }
+
+TEST(KmeConfig, RoutesNameAPeerAsNextHopAndNeverLoop) {
+    // Trusted-node relay (issue 17): [[route]] kme_id / via / saes.
+    const std::string route = "[[route]]\nkme_id = \"KME_C\"\nvia = \"KME_B\"\nsaes = [\"SAE_C\"]\n";
+    auto cfg = parse_config(std::string(kGood) + route, "/etc/kme/a.toml");
+    ASSERT_EQ(cfg.routes.size(), 1u);
+    EXPECT_EQ(cfg.routes[0].kme_id, "KME_C");
+    EXPECT_EQ(cfg.routes[0].via, "KME_B");
+    EXPECT_EQ(cfg.routes[0].saes, std::vector<std::string>{"SAE_C"});
+    auto with = [&](const std::string& from, const std::string& to) { return std::string(kGood) + std::string(route).replace(route.find(from), from.size(), to); };
+    auto e = error_of(with("via = \"KME_B\"", "via = \"KME_X\""));
+    EXPECT_NE(e.find("/etc/kme/a.toml: key 'route[0].via': \"KME_X\" is not a [[peer]] of this KME; the next hop must be one (KME_B)"),
+              std::string::npos) << e;
+    e = error_of(with("via = \"KME_B\"", "via = \"KME_A\""));
+    EXPECT_NE(e.find("key 'route[0].via': the next hop cannot be this KME itself"), std::string::npos) << e;
+    e = error_of(with("kme_id = \"KME_C\"", "kme_id = \"KME_A\""));
+    EXPECT_NE(e.find("key 'route[0].kme_id': a route to this KME itself would loop"), std::string::npos) << e;
+    e = error_of(with("kme_id = \"KME_C\"", "kme_id = \"KME_B\""));
+    EXPECT_NE(e.find("key 'route[0].kme_id': KME_B is a [[peer]]"), std::string::npos) << e;
+    e = error_of(std::string(kGood) + route + route);
+    EXPECT_NE(e.find("key 'route[1].kme_id': a second route to KME_C"), std::string::npos) << e;
+    e = error_of(with("saes = [\"SAE_C\"]", "saes = [\"SAE_B\"]"));
+    EXPECT_NE(e.find("key 'route[0].saes': SAE ID \"SAE_B\" is already attached to KME_B"), std::string::npos) << e;
+    e = error_of(with("saes = [\"SAE_C\"]", "bogus = 1"));
+    EXPECT_NE(e.find("route[0]"), std::string::npos) << e;
+    // A relay peer may list no SAEs of its own when a route goes through it.
+    std::string relay_only = std::string(kGood).replace(std::string(kGood).find("saes = [\"SAE_B\"]"), 16, "saes = []");
+    EXPECT_EQ(error_of(relay_only + route), "");
+    e = error_of(relay_only);
+    EXPECT_NE(e.find("key 'peer[0].saes'"), std::string::npos) << e;
+}

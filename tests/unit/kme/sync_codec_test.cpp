@@ -73,3 +73,20 @@ TEST(SyncCodec, HandWrittenEncoderMatchesTheJsonLibraryForAnyStrings) {
         }
     }
 }
+
+TEST(SyncCodec, RelayedReservationsCarryThePathAndOneMaskPerKey) {
+    SyncRequest r{"KME_R", "KME_R->KME_C", "SAE_A", {"SAE_C"}, 1234, {{qkd::uuid_random_v4(), 64, 16}, {qkd::uuid_random_v4(), 66, 16}}, "x"};
+    r.path = {"KME_A"};
+    r.masks = {{0x01, 0x02}, {0xfe, 0xff}};
+    auto back = decode_sync_batch(encode_sync_batch({r}));
+    ASSERT_TRUE(back) << back.error();
+    EXPECT_EQ((*back)[0].path, r.path);
+    EXPECT_EQ((*back)[0].masks, r.masks);
+    // A mask of the wrong length, keys with and without masks mixed, or too long a path: refused.
+    const std::string head = R"({"reservations":[{"master_kme_id":"A","stream":"s","master_SAE_ID":"m","slaves":["x"],"expires":1,)";
+    const std::string id = "\"" + qkd::uuid_format(qkd::uuid_random_v4()) + "\"";
+    EXPECT_FALSE(decode_sync_batch(head + R"("keys":[[)" + id + R"(,0,16,"AQID"]]}]})"));  // 3 bytes for 16 bits
+    EXPECT_FALSE(decode_sync_batch(head + R"("keys":[[)" + id + R"(,0,16,"AQI="],[)" + id + R"(,2,16]]}]})"));
+    EXPECT_FALSE(decode_sync_batch(head + R"("path":["1","2","3","4","5","6","7","8","9"],"keys":[[)" + id + R"(,0,16]]}]})"));
+    EXPECT_TRUE(decode_sync_batch(head + R"("keys":[[)" + id + R"(,0,16,"AQI="]]}]})"));
+}

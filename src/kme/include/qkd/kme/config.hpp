@@ -49,6 +49,15 @@ struct PeerConfig {
     std::size_t prefetch_keys = 0;
 };
 
+// A static route (trusted-node relay, docs/kme.md "Relay"): the SAEs attached to a KME that is
+// not a peer, reached through the peer `via` (the next hop). Each relay on the way forwards keys
+// one-time-pad encrypted with the material of its next link.
+struct RouteConfig {
+    std::string kme_id;              // the KME the SAEs are attached to
+    std::string via;                 // the [[peer]] towards it
+    std::vector<std::string> saes;
+};
+
 struct KeyLimits {
     std::int64_t default_key_size = 256;
     std::int64_t min_key_size = 64;
@@ -92,6 +101,7 @@ struct Config {
     std::vector<std::string> saes;                    // SAE IDs attached to this KME
     LinkConfig local_link;                            // for pairs of local SAEs
     std::vector<PeerConfig> peers;
+    std::vector<RouteConfig> routes;
 };
 
 // Reads and parses the file, then check_key_dirs.

@@ -4,6 +4,7 @@
 // link seed and state.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace qkd::kme {
 
@@ -12,10 +13,15 @@ struct DemoOptions {
     std::uint16_t port_a = 0, port_b = 0;  // 0 = free ports
     std::string log_level = "info";
     bool quiet = false;                    // no curl examples
+    int relays = 1;                        // --relay: relay KMEs between KME_A and KME_C
 };
 
 // Prepares DIR (PKI, seeds, configs); returns the paths of the two KME configs.
 std::pair<std::string, std::string> prepare_demo(const DemoOptions& o);
 int run_demo(const DemoOptions& o);
+// `demo --relay`: the chain KME_A - KME_R - KME_C (relays > 1: KME_R1 .. KME_RN); returns the
+// config paths in chain order (demo_relay.cpp).
+std::vector<std::string> prepare_relay_demo(DemoOptions o);
+int run_relay_demo(const DemoOptions& o);
 
 }  // namespace qkd::kme

@@ -61,6 +61,12 @@ struct SyncRequest {
     // KeyMaterial::fingerprint of the keys' range (lowest offset to highest end) on the master's
     // KME; the slave's KME refuses the reservation when its own differs.
     std::string material;
+    // Trusted-node relay (docs/kme.md "Relay"). `master_kme_id` is the sending hop; `path` the KMEs
+    // the reservation passed before it (empty from the master's KME). `masks` is empty on the
+    // first hop (the key is the link's material itself) or holds, per key, the key XOR this
+    // link's material at its offset (a one-time pad: the key is in clear only inside the KMEs).
+    std::vector<std::string> path{};
+    std::vector<std::vector<std::uint8_t>> masks{};
 };
 
 // The link to a peer KME for reservations; the real one speaks HTTPS (peer_client.cpp).
@@ -115,6 +121,8 @@ public:
 
     std::atomic<std::uint64_t> keys_delivered_master{0}, keys_delivered_slave{0}, sync_failures{0}, keys_burned{0},
         reservations_expired{0}, keys_prefetched{0}, keys_from_prefetch{0};
+    // Trusted-node relay: keys this KME forwarded to a next hop, and relays refused or failed.
+    std::atomic<std::uint64_t> keys_relayed{0}, relay_failures{0};
     // Keys prefetched and ready for this master and slave (default key size); Get status adds them
     // to stored_key_count.
     std::size_t prefetched_ready(const std::string& master, const std::string& slave);
@@ -123,6 +131,14 @@ private:
     struct Link;
     Link* link_for_peer(const std::string& peer_kme_id);  // nullptr = local link
     const std::string* kme_of(const std::string& sae) const;
+    // The peer KME that is the next hop towards KME `kme` (itself if a peer, the route's via if
+    // routed); empty for this KME or an unknown one.
+    std::string hop_of(const std::string& kme) const;
+    // peer_reserve for slaves behind a next hop (key_manager_relay.cpp): the keys are read from the
+    // incoming link, re-encrypted with the next link's material and sent on; `local` slaves of this
+    // KME on the way get their reservations here as well.
+    void relay(const std::string& from, const SyncRequest& req, std::vector<std::string> local, std::vector<std::string> remote,
+               std::string next, std::function<void(ApiResult<int>)> done);
     std::int64_t now_unix() const;
     ApiResult<int> check_request(const std::string& caller, const std::string& slave, const etsi014::KeyRequest& req,
                                  std::int64_t& number, std::int64_t& size, std::vector<std::string>& slaves,
@@ -152,6 +168,7 @@ private:
     std::map<std::string, std::shared_ptr<PeerClient>> peer_clients_;
     std::map<std::string, std::string> sae_kme_;  // SAE ID -> KME ID (ours or a peer's)
     std::map<std::string, const PeerConfig*> peers_;
+    std::map<std::string, std::string> next_hop_;  // routed KME ID -> the peer towards it ([[route]])
     std::map<std::string, std::unique_ptr<Link>> links_;       // by outgoing stream label
     std::map<std::string, std::unique_ptr<KeyMaterial>> in_streams_;  // incoming stream label -> stream
     struct UuidHash {

@@ -37,6 +37,9 @@ struct Reservation {
     std::vector<std::string> slaves;          // every SAE authorised to fetch it
     std::vector<std::string> pending_slaves;  // still to be delivered to
     std::int64_t expires_unix = 0;            // wall-clock seconds
+    // A key relayed to this KME: key = stream material at offset XOR mask (one-time pad; the mask
+    // alone says nothing about the key). Empty on a direct link.
+    std::vector<std::uint8_t> mask{};
 };
 
 namespace op {
@@ -122,6 +125,7 @@ private:
     bool apply(const Op& o);
     void exec(const char* sql);
     void migrate_reservations();
+    void add_mask_column();
 
     sqlite3* db_ = nullptr;
     // Statements of the writer thread, prepared once.

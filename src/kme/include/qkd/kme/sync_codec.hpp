@@ -11,6 +11,7 @@
 namespace qkd::kme {
 
 inline constexpr std::size_t kMaxSyncBatch = 1024;
+inline constexpr std::size_t kMaxRelayHops = 8;  // KMEs a relayed reservation may pass (SyncRequest::path)
 inline constexpr std::size_t kMaxMaterialText = 2048;  // SyncRequest::material (two key-file names and digests)
 
 std::string encode_sync_batch(const std::vector<SyncRequest>& batch);
