@@ -13,8 +13,14 @@ SecretBytes skeyseed_initial(crypto::Prf& prf, Bytes ni, Bytes nr, const SecretB
     return prf.compute(key.view(), {g_ir.view()});
 }
 
-SecretBytes skeyseed_rekey(crypto::Prf& prf, const SecretBytes& sk_d_old, const SecretBytes& g_ir, Bytes ni, Bytes nr) {
-    return prf.compute(sk_d_old.view(), {g_ir.view(), ni, nr});
+SecretBytes skeyseed_rekey(crypto::Prf& prf, const SecretBytes& sk_d_old, const SecretBytes& g_ir, Bytes ni, Bytes nr,
+                           std::span<const SecretBytes* const> adds) {
+    SecretBytes data;
+    data.append(g_ir.view());
+    data.append(ni);
+    data.append(nr);
+    for (const SecretBytes* sk : adds) data.append(sk->view());
+    return prf.compute(sk_d_old.view(), {data.view()});
 }
 
 SecretBytes skeyseed_addke(crypto::Prf& prf, const SecretBytes& sk_d_prev, const SecretBytes& sk_n, Bytes ni, Bytes nr) {
@@ -58,11 +64,12 @@ Result<IkeKeys, crypto::CryptoError> derive_ike_keys(crypto::Prf& prf, const Sec
 
 Result<ChildKeys, crypto::CryptoError> derive_child_keys(crypto::Prf& prf, const SecretBytes& sk_d,
                                                          const SecretBytes* g_ir, Bytes ni, Bytes nr,
-                                                         std::size_t key_len) {
+                                                         std::size_t key_len, std::span<const SecretBytes* const> adds) {
     SecretBytes seed;
     if (g_ir) seed.append(g_ir->view());
     seed.append(ni);
     seed.append(nr);
+    for (const SecretBytes* sk : adds) seed.append(sk->view());
     auto all = prf.prf_plus(sk_d.view(), seed.view(), 2 * (key_len + 4));
     if (!all) return Err{all.error()};
     ChildKeys c;
@@ -74,13 +81,17 @@ Result<ChildKeys, crypto::CryptoError> derive_child_keys(crypto::Prf& prf, const
     return c;
 }
 
+SecretBytes int_auth(crypto::Prf& prf, const SecretBytes& sk_p, Bytes prev, Bytes a_p) {
+    return prf.compute(sk_p.view(), {prev, a_p});
+}
+
 SecretBytes psk_auth(crypto::Prf& prf, const SecretBytes& psk, Bytes real_message, Bytes nonce_peer,
-                     const SecretBytes& sk_p, Bytes id_body) {
+                     const SecretBytes& sk_p, Bytes id_body, Bytes int_auth_tail) {
     static constexpr char kPad[] = "Key Pad for IKEv2";
     const auto pad = std::span(reinterpret_cast<const std::uint8_t*>(kPad), sizeof kPad - 1);
     SecretBytes maced_id = prf.compute(sk_p.view(), {id_body});
     SecretBytes inner = prf.compute(psk.view(), {pad});
-    return prf.compute(inner.view(), {real_message, nonce_peer, maced_id.view()});
+    return prf.compute(inner.view(), {real_message, nonce_peer, maced_id.view(), int_auth_tail});
 }
 
 }  // namespace qkd::ike::keymat

@@ -28,6 +28,17 @@ PendingResponse::~PendingResponse() = default;
 PendingResponse::PendingResponse(PendingResponse&&) noexcept = default;
 PendingResponse& PendingResponse::operator=(PendingResponse&&) noexcept = default;
 
+std::string install_ike_keys(IkeSa& sa, const SecretBytes& skeyseed) {
+    auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
+    if (!keys) return keys.error().message;
+    sa.crypter = sa.initiator ? wire::SkCrypter::create(keys->sk_ei.view(), keys->sk_er.view())
+                              : wire::SkCrypter::create(keys->sk_er.view(), keys->sk_ei.view());
+    sa.sk_d = std::move(keys->sk_d);
+    sa.sk_pi = std::move(keys->sk_pi);
+    sa.sk_pr = std::move(keys->sk_pr);
+    return {};
+}
+
 bool transition(IkeSa& sa, SaState to) {
     bool ok = false;
     switch (sa.state) {

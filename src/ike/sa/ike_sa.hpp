@@ -47,7 +47,7 @@ struct ChildSa {
 
 // What an exchange we start is about (window size 1, RFC 7296 2.3): queued as plain data, made
 // into a task object (tasks/task.hpp) when it starts.
-enum class TaskKind { IkeInit, IkeAuth, ChildRekey, IkeRekey, DeleteChild, DeleteIke, Dpd };
+enum class TaskKind { IkeInit, IkeIntermediate, IkeAuth, ChildRekey, IkeRekey, DeleteChild, DeleteIke, Dpd };
 
 struct Task {
     Task() = default;
@@ -116,6 +116,11 @@ struct IkeSa {
     SecretBytes sk_d, sk_pi, sk_pr;
     std::optional<wire::SkCrypter> crypter;
     std::vector<std::uint8_t> init_request, init_response;  // RealMessage1/2 for AUTH
+    // RFC 9242 IKE_INTERMEDIATE / RFC 9370 additional key exchanges of the initial IKE SA
+    bool intermediate = false;   // both sides sent N(INTERMEDIATE_EXCHANGE_SUPPORTED)
+    std::size_t ke_done = 0;     // the last key exchange slot whose SK(n) is in the keys
+    unsigned int_exchanges = 0;  // IKE_INTERMEDIATE requests sent or answered (IntAuth in AUTH)
+    std::vector<std::uint8_t> int_auth_i, int_auth_r;  // RFC 9242 3.3.2 chains, IntAuth_iN / _rN
     std::vector<std::uint8_t> cookie;                        // initiator: from N(COOKIE)
     unsigned init_retries = 0;
     bool nat_local = false, nat_remote = false;
@@ -130,6 +135,7 @@ struct IkeSa {
     std::uint32_t next_request_id = 0;   // our next request
     std::uint32_t expected_request = 0;  // the peer's next request
     std::optional<std::uint32_t> last_response_id;
+    std::vector<std::uint8_t> last_request_first;  // first datagram of that request (retransmission match)
     std::vector<std::vector<std::uint8_t>> last_response;  // cached for retransmitted requests
     std::optional<Outstanding> active;
     std::optional<PendingResponse> responding;  // the peer's request we answer once a task resumes
@@ -147,6 +153,10 @@ struct IkeSa {
     // rekey was in flight; resolved when our rekey's response arrives.
     std::optional<std::uint64_t> collision_spi;
 };
+
+// RFC 7296 2.14 / RFC 9370 2.2.2: the seven keys from SKEYSEED with the SA's nonces and SPIs
+// (those of IKE_SA_INIT), and the SK crypter for our role. Returns what failed, or "".
+std::string install_ike_keys(IkeSa& sa, const SecretBytes& skeyseed);
 
 // RFC 7296 state machine: the only place SaState changes.
 bool transition(IkeSa& sa, SaState to);

@@ -135,6 +135,14 @@ wire::Header Engine::Impl::header(const IkeSa& sa, ExchangeType ex, bool respons
     return h;
 }
 
+// RFC 9242 3.3.2: our own IKE_INTERMEDIATE messages enter the IntAuth chain as sent, before any
+// key update of their round.
+void Engine::Impl::int_auth_of_sent(IkeSa& sa, const wire::Header& h, const std::vector<Payload>& payloads) {
+    ByteWriter w;
+    const PayloadType first = wire::encode_chain(w, payloads);
+    update_int_auth(sa, h, first, w.data());
+}
+
 void Engine::Impl::send_request(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const std::vector<Payload>& payloads) {
     const ExchangeType ex = task->exchange();
     Outstanding o;
@@ -146,12 +154,14 @@ void Engine::Impl::send_request(IkeSa& sa, std::unique_ptr<ExchangeTask> task, c
         o.packets = wire::encode_encrypted(header(sa, ex, false, o.message_id), payloads, *sa.crypter,
                                            sa.fragmentation ? opts.fragment_size - 28 : 0);
     o.next_send = now() + opts.retransmit_base;
+    if (ex == ExchangeType::IkeIntermediate) int_auth_of_sent(sa, header(sa, ex, false, o.message_id), payloads);
     for (const auto& p : o.packets) send_raw(sa.local, sa.remote, p);
     if (ex == ExchangeType::IkeSaInit) sa.init_request = o.packets.front();  // RealMessage1 (2.15)
     sa.active = std::move(o);
 }
 
 void Engine::Impl::send_response(IkeSa& sa, ExchangeType ex, std::uint32_t mid, const std::vector<Payload>& payloads) {
+    if (ex == ExchangeType::IkeIntermediate) int_auth_of_sent(sa, header(sa, ex, true, mid), payloads);
     if (ex == ExchangeType::IkeSaInit)
         sa.last_response = {wire::encode_plain(header(sa, ex, true, mid), payloads)};
     else
@@ -198,11 +208,12 @@ void Engine::Impl::on_datagram(const Endpoint& local, const Endpoint& remote, Da
         drop(remote, DropReason::NotEncrypted, wire::to_string(h.exchange));
         return;
     }
-    handle_encrypted(*sa, local, remote, *outer);
+    handle_encrypted(*sa, local, remote, *outer, bytes);
     reap();
 }
 
-void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const OuterMessage& outer) {
+void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const OuterMessage& outer,
+                                    Datagram raw) {
     const wire::Header& h = outer.header;
     if (h.is_response()) {
         if (!sa.active || sa.active->waiting || sa.active->message_id != h.message_id) {
@@ -217,9 +228,11 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
     } else if (sa.last_response_id && h.message_id == *sa.last_response_id) {
         // RFC 7296 2.1: a retransmitted request is answered with the cached response. Only the
         // first fragment triggers the resend (RFC 7383 2.6.1).
+        // The byte-identical first datagram is the retransmission even when its round's keys have
+        // been replaced since (RFC 9370 2.2.2: IKE_INTERMEDIATE changes the keys).
         if (!outer.fragment || outer.frag.number == 1) {
-            auto plain = sa.crypter->open(outer);
-            if (plain)
+            const bool same = std::equal(raw.begin(), raw.end(), sa.last_request_first.begin(), sa.last_request_first.end());
+            if (same || sa.crypter->open(outer))
                 for (const auto& p : sa.last_response) send_raw(sa.local, sa.remote, p);
         }
         return;
@@ -233,6 +246,7 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
         drop(remote, DropReason::IntegrityFailed);  // RFC 7296 2.21.2: no answer
         return;
     }
+    if (!h.is_response() && (!outer.fragment || outer.frag.number == 1)) sa.last_request_first.assign(raw.begin(), raw.end());
     std::vector<std::uint8_t> whole;
     PayloadType first = outer.inner_first;
     if (outer.fragment) {
@@ -288,6 +302,7 @@ void Engine::Impl::handle_encrypted(IkeSa& sa, const Endpoint& local, const Endp
         }
         return;
     }
+    update_int_auth(sa, h, first, whole);  // RFC 9242 3.3.2 (IKE_INTERMEDIATE only)
     dispatch(sa, m);
 }
 

@@ -77,6 +77,7 @@ struct Engine::Impl {
     wire::Header header(const IkeSa& sa, wire::ExchangeType ex, bool response, std::uint32_t mid) const;
     void send_request(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const std::vector<Payload>& payloads);
     void send_response(IkeSa& sa, wire::ExchangeType ex, std::uint32_t mid, const std::vector<Payload>& payloads);
+    void int_auth_of_sent(IkeSa& sa, const wire::Header& h, const std::vector<Payload>& payloads);
     void queue_task(IkeSa& sa, Task task);
     void start_next_task(IkeSa& sa);
     // Runs build_i and sends the request (or parks the task when it waits).
@@ -88,7 +89,7 @@ struct Engine::Impl {
 
     // --- dispatch (engine.cpp)
     void on_datagram(const Endpoint& local, const Endpoint& remote, Datagram bytes);
-    void handle_encrypted(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const OuterMessage& outer);
+    void handle_encrypted(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const OuterMessage& outer, Datagram raw);
     void dispatch(IkeSa& sa, const Message& m);
     void on_timer();
     std::optional<TimePoint> next_deadline() const;
@@ -109,6 +110,10 @@ struct Engine::Impl {
     void process_init_response(IkeSa& sa, const OuterMessage& m, Datagram raw);
     std::vector<Payload> nat_detection(const IkeSa& sa, std::uint64_t spi_r) const;
     void check_nat(IkeSa& sa, const std::vector<Payload>& payloads, std::uint64_t spi_r);
+
+    // --- tasks/ike_intermediate.cpp: RFC 9242 3.3.2 IntAuth over an IKE_INTERMEDIATE message
+    // (its header and inner payloads in clear), with the keys protecting it.
+    void update_int_auth(IkeSa& sa, const wire::Header& h, PayloadType first, std::span<const std::uint8_t> inner);
 
     // --- tasks/ike_rekey.cpp, tasks/informational.cpp
     void adopt_rekeyed(IkeSa& old_sa, IkeSa& new_sa);

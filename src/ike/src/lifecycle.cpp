@@ -122,8 +122,13 @@ IkeSaInfo Engine::Impl::info(const IkeSa& sa) const {
     if (sa.local_id) i.local_id = sa.local_id->str();
     if (sa.peer_id) i.remote_id = sa.peer_id->str();
     if (sa.group != crypto::KeGroup::None) {
-        i.algorithm = algorithm_string(sa.encr, sa.group);
-        i.proposal = ike_proposal_string(sa.encr, sa.prf_alg, sa.group);
+        // RFC 9370: every additional key exchange in order, "PSK/DH21+MLKEM768/AES256-GCM16".
+        AdditionalKeChoice addke{};
+        for (std::size_t n = 1; n < kKeSlots; ++n) addke[n - 1] = sa.kex.method(n);
+        i.algorithm = algorithm_string(sa.encr, sa.group, addke);
+        i.proposal = ike_proposal_string(sa.encr, sa.prf_alg, sa.group, addke);
+        for (auto g : sa.kex.methods())
+            if (g != crypto::KeGroup::None) i.key_exchanges.push_back(ke_method_label(g));
     }
     i.nat_local = sa.nat_local;
     i.nat_remote = sa.nat_remote;

@@ -28,7 +28,10 @@ public:
         const GatewayConfig* gw = e_.gateway(sa.gateway);
         const wire::IdPayload idi{gw->local_id};
         // RFC 7296 2.15: InitiatorSignedOctets = RealMessage1 | NonceRData | prf(SK_pi, RestOfInitIDPayload)
-        auto auth = keymat::psk_auth(*sa.prf, gw->psk, sa.init_request, sa.nonce_r, sa.sk_pi, idi.body());
+        // [| IntAuth_i | IntAuth_r | IKE_AUTH_MID] (RFC 9242 3.3.3)
+        mid_ = sa.next_request_id;
+        const auto tail = int_auth_tail(sa, mid_);
+        auto auth = keymat::psk_auth(*sa.prf, gw->psk, sa.init_request, sa.nonce_r, sa.sk_pi, idi.body(), tail);
         sa.auth_child_spi = e_.random_child_spi();
         p.push_back({PayloadType::IdI, false, idi});
         // RFC 7296 3.5: IDr tells the responder which of its identities we want. Engine::initiate
@@ -56,7 +59,7 @@ public:
             return fail(sa, "peer answered IKE_AUTH with " + (err ? wire::to_string(err->type) : std::string("no AUTH")));
         }
         if (!gw->remote_id.match(idr->id)) return fail(sa, "peer identity " + idr->id.str() + ", expected " + gw->remote_id.str());
-        auto expect = keymat::psk_auth(*sa.prf, gw->psk, sa.init_response, sa.nonce_i, sa.sk_pr, idr->body());
+        auto expect = keymat::psk_auth(*sa.prf, gw->psk, sa.init_response, sa.nonce_i, sa.sk_pr, idr->body(), int_auth_tail(sa, mid_));
         if (auth->method != wire::AuthMethod::SharedKeyMic || !ct_equal(expect.view(), auth->data))
             return fail(sa, "AUTHENTICATION_FAILED: responder AUTH does not match the PSK");
         sa.local_id = gw->local_id;
@@ -97,6 +100,12 @@ public:
 
     Step process_r(IkeSa& sa, const Message& m) override {
         if (sa.state != SaState::InitDone) return Step::failed(NotifyType::InvalidSyntax, "IKE_AUTH on an SA past IKE_SA_INIT");
+        if (const auto pending = sa.kex.next(sa.ke_done)) {
+            // RFC 9370 2.2.2: every negotiated additional key exchange precedes IKE_AUTH.
+            refused_ = true;
+            return Step::failed(NotifyType::InvalidSyntax, "IKE_AUTH before the IKE_INTERMEDIATE of ADDKE" + std::to_string(*pending));
+        }
+        mid_ = m.header.message_id;
         const auto* idi = m.get<wire::IdPayload>(PayloadType::IdI);
         const auto* idr_in = m.get<wire::IdPayload>(PayloadType::IdR);
         const auto* auth = m.get<wire::AuthPayload>(PayloadType::Auth);
@@ -107,7 +116,7 @@ public:
         bool ok = auth->method == wire::AuthMethod::SharedKeyMic;
         if (ok) {
             // The PSK is the chosen gateway's (one per gateway, also for a remote_id pattern).
-            auto expect = keymat::psk_auth(*sa.prf, gw->psk, sa.init_request, sa.nonce_r, sa.sk_pi, idi->body());
+            auto expect = keymat::psk_auth(*sa.prf, gw->psk, sa.init_request, sa.nonce_r, sa.sk_pi, idi->body(), int_auth_tail(sa, mid_));
             ok = ct_equal(expect.view(), auth->data);
         }
         if (!ok) return refuse("peer " + idi->id.str() + " did not prove the PSK of gateway " + gw->name);
@@ -126,7 +135,7 @@ public:
         const GatewayConfig* gw = e_.gateway(sa.gateway);
         const wire::IdPayload idr{gw->local_id};
         // ResponderSignedOctets = RealMessage2 | NonceIData | prf(SK_pr, RestOfRespIDPayload)
-        auto my_auth = keymat::psk_auth(*sa.prf, gw->psk, sa.init_response, sa.nonce_i, sa.sk_pr, idr.body());
+        auto my_auth = keymat::psk_auth(*sa.prf, gw->psk, sa.init_response, sa.nonce_i, sa.sk_pr, idr.body(), int_auth_tail(sa, mid_));
         p.push_back({PayloadType::IdR, false, idr});
         p.push_back({PayloadType::Auth, false, wire::AuthPayload{wire::AuthMethod::SharedKeyMic, {my_auth.view().begin(), my_auth.view().end()}}});
         if (!sai_ || !tsi_ || !tsr_) return Step::done();
@@ -160,7 +169,7 @@ public:
     void after_r(IkeSa& sa, const Step& st) override {
         if (st.status == Status::Failed) {
             // RFC 7296 2.21.2: AUTHENTICATION_FAILED in the IKE_AUTH response, then the SA is gone.
-            if (refused_) e_.destroy(sa, "AUTHENTICATION_FAILED: " + st.why, true);
+            if (refused_) e_.destroy(sa, wire::to_string(std::get<wire::NotifyPayload>(st.error->body).type) + ": " + st.why, true);
             return;
         }
         transition(sa, SaState::Established);
@@ -190,6 +199,15 @@ private:
         refused_ = true;
         return Step::failed(NotifyType::AuthenticationFailed, why);
     }
+    // RFC 9242 3.3.3: IntAuth_i | IntAuth_r | IKE_AUTH_MID, only after IKE_INTERMEDIATE exchanges.
+    static std::vector<std::uint8_t> int_auth_tail(const IkeSa& sa, std::uint32_t mid) {
+        if (sa.int_exchanges == 0) return {};
+        std::vector<std::uint8_t> t(sa.int_auth_i);
+        t.insert(t.end(), sa.int_auth_r.begin(), sa.int_auth_r.end());
+        for (int s = 24; s >= 0; s -= 8) t.push_back(static_cast<std::uint8_t>(mid >> s));
+        return t;
+    }
+    std::uint32_t mid_ = 0;
     bool refused_ = false, initial_contact_ = false;
     // Copies: a task may answer after its request is gone (Status::Wait).
     std::optional<wire::SaPayload> sai_;

@@ -87,6 +87,13 @@ Result<std::uint64_t, EngineError> Engine::Impl::initiate(const GatewayConfig& g
 
 namespace {
 
+bool offers_addke(const GatewayConfig& gw) {
+    for (const auto& p : gw.ike_proposals)
+        for (const auto& slot : p.addke)
+            if (!slot.empty()) return true;
+    return false;
+}
+
 class IkeInit final : public ExchangeTask {
 public:
     explicit IkeInit(Engine::Impl& e) : ExchangeTask(e, Task{TaskKind::IkeInit}) {}
@@ -110,6 +117,8 @@ public:
         p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_i}});
         for (auto& n : e_.nat_detection(sa, 0)) p.push_back(std::move(n));
         if (gw->fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
+        // RFC 9242 3.1 / RFC 9370 2.2.1: additional key exchanges need IKE_INTERMEDIATE.
+        if (offers_addke(*gw)) p.push_back(wire::make_notify(NotifyType::IntermediateExchangeSupported));
         sa.next_request_id = 0;
         sa.active.reset();
         transition(sa, SaState::InitSent);
@@ -145,6 +154,11 @@ public:
         auto sel = accept_ike(gw->ike_proposals, *sar);
         if (!sel || sel->group != sa.group || ker->group != static_cast<std::uint16_t>(sa.group) || h.spi_r == 0)
             return fail(sa, "IKE_SA_INIT response selects a proposal or group we did not offer");
+        sa.intermediate = offers_addke(*gw) && msg.notify(NotifyType::IntermediateExchangeSupported);
+        for (std::size_t n = 1; n < kKeSlots; ++n) sa.kex.set_method(n, sel->addke[n - 1]);
+        if (sa.kex.next(0) && !sa.intermediate)
+            return fail(sa, "IKE_SA_INIT response selects additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED");
+        if (auto ok = sa.kex.check(0, ker->group, ker->data, false); !ok) return fail(sa, "responder KE: " + ok.error().why);
         if (auto ok = sa.kex.process_i(0, ker->data); !ok) return fail(sa, "responder KE: " + ok.error().why);
         sa.spi_r = h.spi_r;
         sa.encr = sel->encr;
@@ -160,7 +174,8 @@ public:
             sa.remote.port = 4500;
         }
         transition(sa, SaState::AuthSent);
-        e_.start_task(sa, make_ike_auth(e_));
+        // RFC 9370 2.2.2: one IKE_INTERMEDIATE per negotiated additional key exchange, then IKE_AUTH.
+        e_.start_task(sa, sa.kex.next(0) ? make_ike_intermediate(e_) : make_ike_auth(e_));
         return Step::done();
     }
 
@@ -174,6 +189,8 @@ public:
         sa.prf.emplace(sel_.prf);
         sa.nonce_i = msg.get<wire::NoncePayload>(PayloadType::Nonce)->data;
         sa.kex.set_method(0, sel_.group);
+        for (std::size_t n = 1; n < kKeSlots; ++n) sa.kex.set_method(n, sel_.addke[n - 1]);
+        sa.intermediate = msg.notify(NotifyType::IntermediateExchangeSupported) != nullptr;
         auto ker = sa.kex.process_r(0, kei->data);
         if (!ker) return Step::failed(ker.error().notify, ker.error().why);
         ker_ = std::move(ker).value();
@@ -191,6 +208,7 @@ public:
         p.push_back({PayloadType::Nonce, false, wire::NoncePayload{sa.nonce_r}});
         for (auto& n : e_.nat_detection(sa, sa.spi_r)) p.push_back(std::move(n));
         if (sa.fragmentation) p.push_back(wire::make_notify(NotifyType::FragmentationSupported));
+        if (sa.intermediate) p.push_back(wire::make_notify(NotifyType::IntermediateExchangeSupported));
         return Step::done();
     }
 
@@ -205,17 +223,8 @@ private:
         return Step::abort(why);
     }
     // RFC 7296 2.14: SKEYSEED = prf(Ni | Nr, g^ir); {SK_d | SK_ai | ... | SK_pr} = prf+(...)
-    std::string derive_keys(IkeSa& sa) {
-        const SecretBytes* g_ir = sa.kex.secret(0);
-        auto skeyseed = keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *g_ir);
-        auto keys = keymat::derive_ike_keys(*sa.prf, skeyseed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sa.encr.key_bits / 8 + 4);
-        if (!keys) return keys.error().message;
-        sa.crypter = sa.initiator ? wire::SkCrypter::create(keys->sk_ei.view(), keys->sk_er.view())
-                                  : wire::SkCrypter::create(keys->sk_er.view(), keys->sk_ei.view());
-        sa.sk_d = std::move(keys->sk_d);
-        sa.sk_pi = std::move(keys->sk_pi);
-        sa.sk_pr = std::move(keys->sk_pr);
-        return {};
+    static std::string derive_keys(IkeSa& sa) {
+        return install_ike_keys(sa, keymat::skeyseed_initial(*sa.prf, sa.nonce_i, sa.nonce_r, *sa.kex.secret(0)));
     }
 
     IkeSelection sel_;
@@ -302,6 +311,14 @@ void Engine::Impl::process_init_request(const Endpoint& local, const Endpoint& r
         const auto g = static_cast<std::uint16_t>(sel->group);
         stateless_reply(*this, local, remote, h,
                         wire::make_notify(NotifyType::InvalidKePayload, {std::uint8_t(g >> 8), std::uint8_t(g)}));
+        return;
+    }
+    bool addke = false;
+    for (auto g : sel->addke) addke |= g != crypto::KeGroup::None;
+    if (addke && !msg.notify(NotifyType::IntermediateExchangeSupported)) {
+        // RFC 9370 2.2.1: additional key exchanges run in IKE_INTERMEDIATE, which the initiator
+        // did not announce; its proposal is not one we can carry out.
+        stateless_reply(*this, local, remote, h, wire::make_notify(NotifyType::NoProposalChosen));
         return;
     }
     // Cheap checks of KEi (method, length) before the key generation they would otherwise cost.

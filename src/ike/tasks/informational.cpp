@@ -104,6 +104,7 @@ std::unique_ptr<ExchangeTask> make_informational(Engine::Impl& e, Task spec) {
 std::unique_ptr<ExchangeTask> make_initiator_task(Engine::Impl& e, Task spec) {
     switch (spec.kind) {
         case TaskKind::IkeInit: return make_ike_init(e);
+        case TaskKind::IkeIntermediate: return make_ike_intermediate(e);
         case TaskKind::IkeAuth: return make_ike_auth(e);
         case TaskKind::ChildRekey: return make_child_rekey(e, std::move(spec));
         case TaskKind::IkeRekey: return make_ike_rekey(e, std::move(spec));
@@ -113,6 +114,7 @@ std::unique_ptr<ExchangeTask> make_initiator_task(Engine::Impl& e, Task spec) {
 
 std::unique_ptr<ExchangeTask> make_responder_task(Engine::Impl& e, const Message& m) {
     switch (m.header.exchange) {
+        case ExchangeType::IkeIntermediate: return make_ike_intermediate(e);
         case ExchangeType::IkeAuth: return make_ike_auth(e);
         case ExchangeType::Informational: return make_informational(e, Task{TaskKind::Dpd});
         case ExchangeType::CreateChildSa: {

@@ -69,10 +69,15 @@ protected:
 
 // Factories (one file per exchange in tasks/).
 std::unique_ptr<ExchangeTask> make_ike_init(Engine::Impl& e);
+std::unique_ptr<ExchangeTask> make_ike_intermediate(Engine::Impl& e);
 std::unique_ptr<ExchangeTask> make_ike_auth(Engine::Impl& e);
 std::unique_ptr<ExchangeTask> make_child_rekey(Engine::Impl& e, Task spec);
 std::unique_ptr<ExchangeTask> make_ike_rekey(Engine::Impl& e, Task spec);
 std::unique_ptr<ExchangeTask> make_informational(Engine::Impl& e, Task spec);  // Delete and Liveness
+// RFC 9242 3.3.2: an IKE_INTERMEDIATE message as IntAuth covers it, IntAuth_N_A | IntAuth_N_P
+// (as if neither encrypted nor fragmented), from its header, first inner payload and inner octets.
+std::vector<std::uint8_t> int_auth_octets(const wire::Header& h, PayloadType first, std::span<const std::uint8_t> inner);
+
 // The initiator task for a queued Task, and the responder task for a request.
 std::unique_ptr<ExchangeTask> make_initiator_task(Engine::Impl& e, Task spec);
 std::unique_ptr<ExchangeTask> make_responder_task(Engine::Impl& e, const Message& request);

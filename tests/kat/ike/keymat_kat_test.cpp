@@ -9,9 +9,8 @@
 //   AUTH (PSK)    prf(prf(PSK, pad), message | nonce | prf(SK_p, ID') | IntAuth_i | IntAuth_r | MID)
 //   child SA      KEYMAT = prf+(SK_d, [SK(0) |] Ni | Nr [| SK(1) | ... | SK(n)]) (RFC 7296 2.17, 9370 2.2.4)
 //   IKE rekey     SKEYSEED = prf(SK_d(old), SK(0) | Ni | Nr [| SK(1) | ... | SK(n)]) (RFC 7296 2.18, 9370 2.2.4)
-// Where keymat has no function yet for a formula (the RFC 9370 rekey forms, IntAuth, AUTH with
-// IntAuth), the check recomputes it from crypto::Prf, so that the vector and the formula the
-// engine must implement are pinned down; see the comments at those tests.
+// keymat::int_auth, psk_auth with the IntAuth tail, and the RFC 9370 forms of skeyseed_rekey and
+// derive_child_keys are what the engine calls; int_auth_octets (tasks/) rebuilds strongSwan's A | P.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -20,6 +19,8 @@
 #include <vector>
 
 #include "keymat/keymat.hpp"
+#include "tasks/task.hpp"
+#include "wire/message.hpp"
 
 using namespace qkd;
 using namespace qkd::ike::keymat;
@@ -141,7 +142,13 @@ TEST_P(StrongSwan61, IntAuthChain) {
             EXPECT_BYTES(hex(ia["prev"]), Json(hexs(prev)), name() + ": " + side + " chains from the previous round");
             EXPECT_BYTES(hex(ia["sk_p"]), Json(hexs((ini ? sk_pi : sk_pr).view())), name() + ": " + side + " key");
             const Vec ap = hex(ia["a_p"]);
-            auto v = prf.compute((ini ? sk_pi : sk_pr).view(), {prev, ap});
+            auto v = int_auth(prf, ini ? sk_pi : sk_pr, prev, ap);
+            // Our octet builder gives the same A | P from the header and the inner payloads.
+            auto h = qkd::ike::wire::Header::decode(ap);
+            ASSERT_TRUE(h.ok()) << name() << ": " << side;
+            const auto inner = std::span(ap).subspan(32);
+            EXPECT_EQ(qkd::ike::int_auth_octets(*h, static_cast<qkd::ike::wire::PayloadType>(ap[28]), inner), ap)
+                << name() << ": " << side << " A | P";
             EXPECT_BYTES(v.view(), ia["intauth"], name() + ": " + side);
             prev.assign(v.view().begin(), v.view().end());
         }
@@ -170,6 +177,7 @@ TEST_P(StrongSwan61, PskAuthWithIntAuth) {
         static constexpr char kPad[] = "Key Pad for IKEv2";
         auto padded = prf.compute(psk.view(), {std::span(reinterpret_cast<const std::uint8_t*>(kPad), sizeof kPad - 1)});
         EXPECT_BYTES(prf.compute(padded.view(), {head, tail}).view(), a["auth"], name() + " " + side + ": AUTH");
+        EXPECT_BYTES(psk_auth(prf, psk, msg, nonce, sk_p, id, tail).view(), a["auth"], name() + " " + side + ": psk_auth with IntAuth");
         // Without IntAuth (what psk_auth computes) the AUTH must differ: the binding is real.
         auto plain = psk_auth(prf, psk, msg, nonce, sk_p, id);
         EXPECT_FALSE(ct_equal(plain.view(), hex(a["auth"]))) << name() << " " << side;
@@ -202,6 +210,17 @@ TEST_P(StrongSwan61, ChildRekeyWithAddke) {
     ASSERT_TRUE(km.ok());
     EXPECT_BYTES(km->view().first(36), c["keymat_i_to_r"], name() + ": rekeyed child i->r");
     EXPECT_BYTES(km->view().subspan(36), c["keymat_r_to_i"], name() + ": rekeyed child r->i");
+    {
+        std::vector<SecretBytes> add_keys;
+        for (const Json& s : c["sk_add"]) add_keys.push_back(secret(s));
+        std::vector<const SecretBytes*> ptrs;
+        for (const auto& k : add_keys) ptrs.push_back(&k);
+        const SecretBytes sk0 = secret(c["sk0"]);
+        auto ours = derive_child_keys(prf, sk_d, &sk0, hex(c["ni"]), hex(c["nr"]), 32, ptrs);
+        ASSERT_TRUE(ours.ok());
+        EXPECT_BYTES(cat({ours->i_to_r.key.view(), ours->i_to_r.salt.view()}), c["keymat_i_to_r"], name() + ": derive_child_keys with SK(1..n) i->r");
+        EXPECT_BYTES(cat({ours->r_to_i.key.view(), ours->r_to_i.salt.view()}), c["keymat_r_to_i"], name() + ": derive_child_keys with SK(1..n) r->i");
+    }
     // The classical part alone (what derive_child_keys computes) gives other keys.
     const SecretBytes sk0 = secret(c["sk0"]);
     auto classic = derive_child_keys(prf, sk_d, &sk0, hex(c["ni"]), hex(c["nr"]), 32);
@@ -225,6 +244,14 @@ TEST_P(StrongSwan61, IkeRekeyWithFollowupKe) {
     const SecretBytes sk_d_old = secret(r["sk_d_old"]);
     auto skeyseed = prf.compute(sk_d_old.view(), {hex(r["sk0"]), ni, nr, adds});
     EXPECT_BYTES(skeyseed.view(), r["skeyseed"], name() + ": rekey SKEYSEED");
+    {
+        std::vector<SecretBytes> add_keys;
+        for (const Json& s : r["sk_add"]) add_keys.push_back(secret(s));
+        std::vector<const SecretBytes*> ptrs;
+        for (const auto& k : add_keys) ptrs.push_back(&k);
+        EXPECT_BYTES(skeyseed_rekey(prf, sk_d_old, secret(r["sk0"]), ni, nr, ptrs).view(), r["skeyseed"],
+                     name() + ": skeyseed_rekey with SK(1..n)");
+    }
     // Without the additional secrets (what skeyseed_rekey computes) the SKEYSEED differs.
     EXPECT_FALSE(ct_equal(skeyseed_rekey(prf, sk_d_old, secret(r["sk0"]), ni, nr).view(), hex(r["skeyseed"])));
     expect_ike_keys(prf, skeyseed, ni, nr, r, r, name() + " rekeyed IKE SA");

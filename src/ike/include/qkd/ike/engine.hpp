@@ -127,7 +127,8 @@ struct IkeSaInfo {
     Endpoint local, remote;
     std::string local_id, remote_id;  // once authenticated: the identities of this SA (else the config's)
     std::string algorithm;  // "PSK/DH21/AES256-GCM16"
-    std::string proposal;   // "aes256gcm16-prfsha512-ecp521"
+    std::string proposal;   // "aes256gcm16-prfsha512-ecp521", "...-ecp521-ke1_mlkem768"
+    std::vector<std::string> key_exchanges;  // in order, KE then ADDKE1..7: {"DH21", "MLKEM768"}
     bool nat_local = false, nat_remote = false;
     Seconds age{0};
     std::optional<Seconds> rekey_in;  // time until the scheduled rekey
