@@ -33,6 +33,7 @@ struct ChildSa {
     std::uint32_t spi_in = 0, spi_out = 0;
     EncrAlg encr;
     crypto::KeGroup pfs = crypto::KeGroup::None;
+    AdditionalKeChoice addke{};  // RFC 9370: the IKE_FOLLOWUP_KE rounds of the rekey that made it
     bool esn = false;
     std::vector<TrafficSelector> local_ts, remote_ts;
     TimePoint established{}, rekey_at{}, expire_at{};
@@ -77,7 +78,8 @@ struct Outstanding {
     const Task& spec() const;
 };
 
-// A peer's request whose responder task waits (tasks/task.hpp): not answered yet.
+// A peer's request whose responder task waits (tasks/task.hpp): not answered yet; or (link set)
+// a CREATE_CHILD_SA we answered whose IKE_FOLLOWUP_KE rounds are to come (RFC 9370 2.2.4).
 struct PendingResponse {
     PendingResponse();
     ~PendingResponse();
@@ -85,6 +87,8 @@ struct PendingResponse {
     PendingResponse& operator=(PendingResponse&&) noexcept;
     std::unique_ptr<ExchangeTask> task;
     std::uint32_t message_id = 0;
+    std::vector<std::uint8_t> link;  // our N(ADDITIONAL_KEY_EXCHANGE) data
+    TimePoint since{};
 };
 
 // RFC 7383 2.6: fragments of one message being received (bounded by kMaxFragments and
@@ -139,6 +143,7 @@ struct IkeSa {
     std::vector<std::vector<std::uint8_t>> last_response;  // cached for retransmitted requests
     std::optional<Outstanding> active;
     std::optional<PendingResponse> responding;  // the peer's request we answer once a task resumes
+    std::vector<PendingResponse> followups;     // responder rekeys awaiting IKE_FOLLOWUP_KE (bounded)
     std::deque<Task> queue;
     // RFC 7383 reassembly: fragments of the message being received
     std::optional<Reassembly> reassembly;

@@ -164,7 +164,7 @@ std::vector<ChildSaInfo> Engine::list_child_sas() const {
             i.spi_out = c.spi_out;
             i.local_ts = c.local_ts;
             i.remote_ts = c.remote_ts;
-            i.algorithm = esp_algorithm_string(c.encr, c.pfs);
+            i.algorithm = esp_algorithm_string(c.encr, c.pfs, c.addke);
             i.esn = c.esn;
             i.encap = impl_->use_encap(*sa);
             i.age = std::chrono::duration_cast<Seconds>(t - c.established);

@@ -24,6 +24,9 @@ inline constexpr std::size_t kNonceSize = 32;
 inline constexpr unsigned kMaxInitRetries = 3;          // COOKIE / INVALID_KE round trips
 inline constexpr std::chrono::seconds kHalfOpenTimeout{30};
 inline constexpr std::size_t kMaxQueuedTasks = 16;
+inline constexpr std::size_t kMaxFollowups = 4;  // RFC 9370 2.2.4 responder states per IKE SA
+inline constexpr std::chrono::seconds kFollowupTimeout{30};
+inline constexpr std::size_t kLinkSize = 8;      // our N(ADDITIONAL_KEY_EXCHANGE) data
 
 struct Engine::Impl {
     Impl(Clock& c, Rng& r, EventSink& s, EngineOptions o) : clock(c), rng(r), sink(s), opts(o) {}
@@ -86,6 +89,8 @@ struct Engine::Impl {
     void respond(IkeSa& sa, wire::ExchangeType ex, std::uint32_t mid, std::unique_ptr<ExchangeTask> task, const Step& step);
     // After process_i (or a resumed initiator task): another round, parked, or the next task.
     void after_response(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const Step& step);
+    // RFC 9370 2.2.4: the responder task an IKE_FOLLOWUP_KE request continues, by its link data.
+    std::unique_ptr<ExchangeTask> take_followup(IkeSa& sa, const Message& m);
 
     // --- dispatch (engine.cpp)
     void on_datagram(const Endpoint& local, const Endpoint& remote, Datagram bytes);

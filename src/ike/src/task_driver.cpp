@@ -60,6 +60,16 @@ void Engine::Impl::respond(IkeSa& sa, ExchangeType ex, std::uint32_t mid, std::u
     }
     send_response(sa, ex, mid, p);
     task->after_r(sa, last);
+    if (const auto* link = task->followup_link()) {
+        // RFC 9370 2.2.4: keep the exchange's state for its IKE_FOLLOWUP_KE, bounded and dropped
+        // after kFollowupTimeout (the peer then gets STATE_NOT_FOUND).
+        if (sa.followups.size() >= kMaxFollowups) sa.followups.erase(sa.followups.begin());
+        PendingResponse f;
+        f.link = *link;
+        f.since = now();
+        f.task = std::move(task);
+        sa.followups.push_back(std::move(f));
+    }
 }
 
 void Engine::Impl::after_response(IkeSa& sa, std::unique_ptr<ExchangeTask> task, const Step& step) {
@@ -78,11 +88,33 @@ void Engine::Impl::after_response(IkeSa& sa, std::unique_ptr<ExchangeTask> task,
     start_next_task(sa);
 }
 
+std::unique_ptr<ExchangeTask> Engine::Impl::take_followup(IkeSa& sa, const Message& m) {
+    const auto* link = m.notify(wire::NotifyType::AdditionalKeyExchange);
+    std::erase_if(sa.followups, [&](const PendingResponse& f) { return now() - f.since >= kFollowupTimeout; });
+    for (auto it = sa.followups.begin(); link && it != sa.followups.end(); ++it)
+        if (it->link == link->data) {
+            auto task = std::move(it->task);
+            sa.followups.erase(it);
+            return task;
+        }
+    return nullptr;
+}
+
 void Engine::Impl::dispatch(IkeSa& sa, const Message& m) {
     const wire::Header& h = m.header;
     if (!h.is_response()) {
         sa.expected_request = h.message_id + 1;
-        auto task = make_responder_task(*this, m);
+        std::unique_ptr<ExchangeTask> task;
+        if (h.exchange == ExchangeType::IkeFollowupKe) {
+            // RFC 9370 2.2.4: the link data names the CREATE_CHILD_SA exchange this round belongs to.
+            task = take_followup(sa, m);
+            if (!task) {
+                send_response(sa, h.exchange, h.message_id, {wire::make_notify(wire::NotifyType::StateNotFound)});
+                return;
+            }
+        } else {
+            task = make_responder_task(*this, m);
+        }
         if (!task) {
             send_response(sa, h.exchange, h.message_id, {wire::make_notify(wire::NotifyType::InvalidSyntax)});
             return;

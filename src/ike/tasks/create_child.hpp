@@ -40,6 +40,77 @@ inline std::optional<Step> refuse_if_busy(const IkeSa& sa) {
     return std::nullopt;
 }
 
+// The key exchanges of one CREATE_CHILD_SA: slot 0 in the CREATE_CHILD_SA itself, the negotiated
+// additional ones (RFC 9370 2.2.4) each in an IKE_FOLLOWUP_KE on the same IKE SA:
+//
+//   HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->
+//                  <--  HDR, SK {KEr(n), [N(ADDITIONAL_KEY_EXCHANGE)(link)]}  (link: more follow)
+struct Rounds {
+    KeyExchanges kex;
+    std::size_t slot = 0;            // the round of the current exchange (0 = CREATE_CHILD_SA)
+    std::vector<std::uint8_t> link;  // the link data of the next round
+    std::vector<std::uint8_t> ker;   // responder: our KE data of this round
+
+    std::optional<std::size_t> next() const { return kex.next(slot); }
+    // SK(1) .. SK(n) in slot order, for SKEYSEED / KEYMAT.
+    std::vector<const SecretBytes*> adds() const {
+        std::vector<const SecretBytes*> out;
+        for (std::size_t n = 1; n < kKeSlots; ++n)
+            if (kex.method(n) != crypto::KeGroup::None) out.push_back(kex.secret(n));
+        return out;
+    }
+    std::string round_name() const {
+        return "IKE_FOLLOWUP_KE round " + std::to_string(slot) + " (ADDKE" + std::to_string(slot) + " " +
+               ke_method_label(kex.method(slot)) + ")";
+    }
+    // Initiator: HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}
+    Step build_i(std::vector<Payload>& p) {
+        auto kei = kex.build_i(slot);
+        if (!kei) return Step::abort(round_name() + ": " + kei.error().why);
+        p.push_back(ke_payload(kex.method(slot), std::move(kei).value()));
+        p.push_back(wire::make_notify(wire::NotifyType::AdditionalKeyExchange, link));
+        return Step::done();
+    }
+    // Initiator: the answer to round `slot` (after CREATE_CHILD_SA or an IKE_FOLLOWUP_KE); on
+    // success `more` says whether another round follows (slot and link then set for it).
+    std::optional<std::string> process_i(const Message& m, bool& more) {
+        if (slot > 0) {
+            if (const auto* err = m.first_error()) return round_name() + ": peer answered " + wire::to_string(err->type);
+            const auto* ker = m.get<wire::KePayload>(PayloadType::Ke);
+            if (!ker) return round_name() + ": response without KE payload";
+            if (auto ok = kex.check(slot, ker->group, ker->data, false); !ok) return round_name() + ": " + ok.error().why;
+            if (auto ok = kex.process_i(slot, ker->data); !ok) return round_name() + ": " + ok.error().why;
+        }
+        more = false;
+        if (const auto n = next()) {
+            const auto* l = m.notify(wire::NotifyType::AdditionalKeyExchange);
+            if (!l || l->data.empty()) return "ADDKE" + std::to_string(*n) + " negotiated but no N(ADDITIONAL_KEY_EXCHANGE) to continue with";
+            link = l->data;
+            slot = *n;
+            more = true;
+        }
+        return std::nullopt;
+    }
+    // Responder: the IKE_FOLLOWUP_KE request of the next round.
+    Step process_r(const Message& m) {
+        const auto n = next();
+        if (!n) return Step::failed(wire::NotifyType::StateNotFound, "no IKE_FOLLOWUP_KE round pending");
+        slot = *n;
+        const auto* kei = m.get<wire::KePayload>(PayloadType::Ke);
+        if (auto ok = kex.check(slot, kei->group, kei->data, true); !ok)
+            return Step::failed(wire::NotifyType::InvalidSyntax, round_name() + ": " + ok.error().why);
+        auto r = kex.process_r(slot, kei->data);
+        if (!r) return Step::failed(r.error().notify, round_name() + ": " + r.error().why);
+        ker = std::move(r).value();
+        return Step::done();
+    }
+    // Responder: KEr(n) [N(ADDITIONAL_KEY_EXCHANGE)(link)] of the round just processed.
+    void build_r(std::vector<Payload>& p) const {
+        p.push_back(ke_payload(kex.method(slot), ker));
+        if (next()) p.push_back(wire::make_notify(wire::NotifyType::AdditionalKeyExchange, link));
+    }
+};
+
 // An error notify answering our CREATE_CHILD_SA request: retry with the KE method the responder
 // asks for (INVALID_KE_PAYLOAD, RFC 7296 1.3) or after a short random delay (2.25).
 Step on_error(Engine::Impl& e, IkeSa& sa, const Task& spec, ChildSa* old, const wire::NotifyPayload& err);

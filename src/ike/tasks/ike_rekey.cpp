@@ -1,8 +1,10 @@
-// CREATE_CHILD_SA rekeying the IKE SA (RFC 7296 1.3.2, 2.18), and simultaneous IKE SA rekeys
-// (2.8.2):
+// CREATE_CHILD_SA rekeying the IKE SA (RFC 7296 1.3.2, 2.18), with the RFC 9370 2.2.4 additional
+// key exchanges in IKE_FOLLOWUP_KE, and simultaneous IKE SA rekeys (2.8.2):
 //
 //   HDR, SK {SA, Ni, KEi}  -->
-//                    <--  HDR, SK {SA, Nr, KEr}
+//                    <--  HDR, SK {SA, Nr, KEr, [N(ADDITIONAL_KEY_EXCHANGE)(link)]}
+//   [HDR(IKE_FOLLOWUP_KE), SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->
+//                    <--  HDR, SK {KEr(n), [N(ADDITIONAL_KEY_EXCHANGE)(link)]}]  per ADDKE
 #include <array>
 
 #include "create_child.hpp"
@@ -18,16 +20,17 @@ namespace {
 class IkeRekey final : public ExchangeTask {
 public:
     IkeRekey(Engine::Impl& e, Task spec) : ExchangeTask(e, std::move(spec)) {}
-    ExchangeType exchange() const override { return ExchangeType::CreateChildSa; }
+    ExchangeType exchange() const override { return r_.slot ? ExchangeType::IkeFollowupKe : ExchangeType::CreateChildSa; }
 
     Step build_i(IkeSa& sa, std::vector<Payload>& p) override {
+        if (r_.slot) return r_.build_i(p);  // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->
         const GatewayConfig* gw = e_.gateway(sa.gateway);
         nonce_ = e_.random_nonce();
         if (sa.rekeyed_to) return Step::abort("IKE SA already rekeyed");
         new_spi_ = e_.random_spi();
         const crypto::KeGroup g = spec_.ke_group != crypto::KeGroup::None ? spec_.ke_group : sa.group;
-        kex_.set_method(0, g);
-        auto kei = kex_.build_i(0);
+        r_.kex.set_method(0, g);
+        auto kei = r_.kex.build_i(0);
         if (!kei) return Step::abort(kei.error().why);
         p.push_back({PayloadType::Sa, false, ike_sa_payload(gw->ike_proposals, spi_bytes(new_spi_, 8))});
         p.push_back({PayloadType::Nonce, false, wire::NoncePayload{nonce_}});
@@ -37,25 +40,37 @@ public:
 
     Step process_i(IkeSa& sa, const Message& m) override {
         const GatewayConfig* gw = e_.gateway(sa.gateway);
-        if (const auto* err = m.first_error()) {
-            if (sa.collision_spi) {
-                // Our rekey failed but the peer's succeeded: its new SA takes over (it deletes the old one).
-                if (IkeSa* theirs = e_.find(*sa.collision_spi)) e_.adopt_rekeyed(sa, *theirs);
-                sa.collision_spi.reset();
-                return Step::abort("peer answered CREATE_CHILD_SA with " + wire::to_string(err->type));
+        if (r_.slot == 0) {
+            if (const auto* err = m.first_error()) {
+                if (sa.collision_spi) {
+                    // Our rekey failed but the peer's succeeded: its new SA takes over (it deletes the old one).
+                    if (IkeSa* theirs = e_.find(*sa.collision_spi)) e_.adopt_rekeyed(sa, *theirs);
+                    sa.collision_spi.reset();
+                    return Step::abort("peer answered CREATE_CHILD_SA with " + wire::to_string(err->type));
+                }
+                return on_error(e_, sa, spec_, nullptr, *err);
             }
-            return on_error(e_, sa, spec_, nullptr, *err);
+            const auto* sar = m.get<wire::SaPayload>(PayloadType::Sa);
+            const auto* nr = m.get<wire::NoncePayload>(PayloadType::Nonce);
+            const auto* ker = m.get<wire::KePayload>(PayloadType::Ke);
+            auto sel = accept_ike(gw->ike_proposals, *sar);
+            if (!sel || sar->proposals[0].spi.size() != 8 || !ker || ker->group != static_cast<std::uint16_t>(r_.kex.method(0))) {
+                sa.rekey_at = e_.now() + Seconds{10};
+                return Step::abort("CREATE_CHILD_SA response selects what we did not offer");
+            }
+            if (auto ok = r_.kex.process_i(0, ker->data); !ok) return Step::abort(ok.error().why);
+            for (std::size_t n = 1; n < kKeSlots; ++n) r_.kex.set_method(n, sel->addke[n - 1]);
+            sel_ = *sel;
+            nr_ = nr->data;
+            spi_r_ = spi_value(sar->proposals[0].spi);
         }
-        const auto* sar = m.get<wire::SaPayload>(PayloadType::Sa);
-        const auto* nr = m.get<wire::NoncePayload>(PayloadType::Nonce);
-        const auto* ker = m.get<wire::KePayload>(PayloadType::Ke);
-        auto sel = accept_ike(gw->ike_proposals, *sar);
-        if (!sel || sar->proposals[0].spi.size() != 8 || !ker || ker->group != static_cast<std::uint16_t>(kex_.method(0))) {
-            sa.rekey_at = e_.now() + Seconds{10};
-            return Step::abort("CREATE_CHILD_SA response selects what we did not offer");
+        bool more = false;
+        if (auto why = r_.process_i(m, more)) {
+            sa.rekey_at = e_.now() + Seconds{10};  // try the whole rekey again later
+            return Step::abort("IKE SA rekey: " + *why);
         }
-        if (auto ok = kex_.process_i(0, ker->data); !ok) return Step::abort(ok.error().why);
-        auto n = successor(sa, *sel, true, new_spi_, spi_value(sar->proposals[0].spi), nonce_, nr->data);
+        if (more) return Step::more();  // IKE_FOLLOWUP_KE for the next additional key exchange
+        auto n = successor(sa, sel_, true, new_spi_, spi_r_, nonce_, nr_);
         if (!n) return Step::abort("key derivation failed");
         IkeSa& ref_n = *n;
         e_.sas.emplace(n->spi_i, std::move(n));
@@ -86,7 +101,13 @@ public:
     }
 
     Step process_r(IkeSa& sa, const Message& m) override {
-        if (auto busy = refuse_if_busy(sa)) return *busy;
+        if (r_.slot > 0 || !nr_.empty()) {
+            // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->   (RFC 9370 2.2.4)
+            if (auto busy = refuse_if_busy(sa)) return *busy;
+            if (auto st = r_.process_r(m); st.status == Status::Failed) return fail_r(st);
+            return complete_r(sa);
+        }
+        if (auto busy = refuse_if_busy(sa)) return fail_r(*busy);
         const GatewayConfig* gw = e_.gateway(sa.gateway);
         const auto* sai = m.get<wire::SaPayload>(PayloadType::Sa);
         const auto* ni = m.get<wire::NoncePayload>(PayloadType::Nonce);
@@ -97,25 +118,39 @@ public:
         collision_ = sa.active && !sa.active->waiting && sa.active->spec().kind == TaskKind::IkeRekey && !sa.collision_spi;
         auto sel = select_ike(gw->ike_proposals, *sai, kei ? kei->group : 0);
         if (!sel || sai->proposals[sel->number - 1].spi.size() != 8)
-            return Step::failed(NotifyType::NoProposalChosen, "no acceptable IKE proposal");
-        if (!kei || kei->group != static_cast<std::uint16_t>(sel->group)) return Step::failed(invalid_ke(sel->group), "KE method");
-        kex_.set_method(0, sel->group);
-        auto ker = kex_.process_r(0, kei->data);
-        if (!ker) return Step::failed(ker.error().notify, ker.error().why);
-        ker_ = std::move(ker).value();
-        // The rekey initiator becomes the original initiator of the new IKE SA.
-        next_ = successor(sa, *sel, false, spi_value(sai->proposals[sel->number - 1].spi), e_.random_spi(), ni->data, nr_);
-        if (!next_) return Step::failed(NotifyType::NoProposalChosen, "key derivation failed");
+            return fail_r(Step::failed(NotifyType::NoProposalChosen, "no acceptable IKE proposal"));
+        if (!kei || kei->group != static_cast<std::uint16_t>(sel->group))
+            return fail_r(Step::failed(invalid_ke(sel->group), "KE method"));
+        r_.kex.set_method(0, sel->group);
+        for (std::size_t n = 1; n < kKeSlots; ++n) r_.kex.set_method(n, sel->addke[n - 1]);
+        auto ker = r_.kex.process_r(0, kei->data);
+        if (!ker) return fail_r(Step::failed(ker.error().notify, ker.error().why));
+        r_.ker = std::move(ker).value();
+        ni_ = ni->data;
+        spi_i_ = spi_value(sai->proposals[sel->number - 1].spi);
+        spi_r_ = e_.random_spi();
         sel_ = *sel;
-        return Step::done();
+        if (r_.next()) {
+            r_.link.resize(kLinkSize);
+            e_.rng.fill(r_.link);
+        }
+        return complete_r(sa);
     }
 
     Step build_r(IkeSa&, std::vector<Payload>& p) override {
-        p.push_back({PayloadType::Sa, false, selected_ike_payload(sel_, spi_bytes(next_->spi_r, 8))});
+        if (r_.slot > 0) {
+            r_.build_r(p);  //  <--  HDR, SK {KEr(n), [N(ADDITIONAL_KEY_EXCHANGE)(link)]}
+            return Step::done();
+        }
+        //  <--  HDR, SK {SA, Nr, KEr, [N(ADDITIONAL_KEY_EXCHANGE)(link)]}
+        p.push_back({PayloadType::Sa, false, selected_ike_payload(sel_, spi_bytes(spi_r_, 8))});
         p.push_back({PayloadType::Nonce, false, wire::NoncePayload{nr_}});
-        p.push_back(ke_payload(sel_.group, ker_));
+        p.push_back(ke_payload(sel_.group, r_.ker));
+        if (r_.next()) p.push_back(wire::make_notify(NotifyType::AdditionalKeyExchange, r_.link));
         return Step::done();
     }
+
+    const std::vector<std::uint8_t>* followup_link() const override { return !failed_ && !next_ && r_.next() ? &r_.link : nullptr; }
 
     void after_r(IkeSa& sa, const Step& st) override {
         if (st.status == Status::Failed || !next_) return;
@@ -137,6 +172,19 @@ public:
     }
 
 private:
+    // Once every key exchange is done, the new IKE SA (installed by after_r).
+    Step complete_r(IkeSa& sa) {
+        if (r_.next()) return Step::done();
+        // The rekey initiator becomes the original initiator of the new IKE SA.
+        next_ = successor(sa, sel_, false, spi_i_, spi_r_, ni_, nr_);
+        if (!next_) return fail_r(Step::failed(NotifyType::NoProposalChosen, "key derivation failed"));
+        return Step::done();
+    }
+    Step fail_r(Step st) {
+        failed_ = true;
+        return st;
+    }
+
     // The new IKE SA: RFC 7296 2.18 SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) with the old
     // SA's PRF, then the keys with the new SA's PRF, nonces and SPIs.
     std::unique_ptr<IkeSa> successor(IkeSa& sa, const IkeSelection& sel, bool initiator, std::uint64_t spi_i,
@@ -163,7 +211,11 @@ private:
         n->nonce_i = ni;
         n->nonce_r = nr;
         n->created = n->last_rx = e_.now();
-        auto skeyseed = keymat::skeyseed_rekey(*sa.prf, sa.sk_d, *kex_.secret(0), n->nonce_i, n->nonce_r);
+        // RFC 9370 2.2.4: SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n))
+        n->kex.set_method(0, sel.group);
+        for (std::size_t k = 1; k < kKeSlots; ++k) n->kex.set_method(k, sel.addke[k - 1]);
+        const auto adds = r_.adds();
+        auto skeyseed = keymat::skeyseed_rekey(*sa.prf, sa.sk_d, *r_.kex.secret(0), n->nonce_i, n->nonce_r, adds);
         auto keys = keymat::derive_ike_keys(*n->prf, skeyseed, n->nonce_i, n->nonce_r, n->spi_i, n->spi_r, n->encr.key_bits / 8 + 4);
         if (!keys) return nullptr;
         n->crypter = initiator ? wire::SkCrypter::create(keys->sk_ei.view(), keys->sk_er.view())
@@ -174,10 +226,10 @@ private:
         return n;
     }
 
-    KeyExchanges kex_;
-    std::vector<std::uint8_t> nonce_, nr_, ker_;
-    std::uint64_t new_spi_ = 0;
-    bool collision_ = false;
+    Rounds r_;
+    std::vector<std::uint8_t> nonce_, ni_, nr_;
+    std::uint64_t new_spi_ = 0, spi_i_ = 0, spi_r_ = 0;
+    bool collision_ = false, failed_ = false;
     IkeSelection sel_;
     std::unique_ptr<IkeSa> next_;
 };

@@ -59,6 +59,9 @@ public:
     virtual Step process_r(IkeSa& sa, const Message& request) = 0;
     virtual Step build_r(IkeSa& sa, std::vector<Payload>& out) = 0;
     virtual void after_r(IkeSa&, const Step&) {}
+    // RFC 9370 2.2.4: non-null while this responder task awaits an IKE_FOLLOWUP_KE with this link
+    // data (the engine keeps the task on the IKE SA until then).
+    virtual const std::vector<std::uint8_t>* followup_link() const { return nullptr; }
     // A waiting task gets its input; it answers as the step that waited would have.
     virtual Step resume(IkeSa&, ExternalKey&) { return Step::failed(wire::NotifyType::InvalidSyntax, "nothing to resume"); }
 
