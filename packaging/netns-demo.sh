@@ -8,11 +8,19 @@
 #   west: qkd-west, outer 10.99.0.1, LAN address 10.98.1.1 (subnet 10.98.1.0/24)
 #   east: qkd-east, outer 10.99.0.2, LAN address 10.98.2.1 (subnet 10.98.2.0/24)
 # Configs, PSK, logs and control sockets: /run/qkdgate-demo/{west,east}/
+# The IKE SA is hybrid by default: ECP-521 in IKE_SA_INIT, then ML-KEM-768 in an IKE_INTERMEDIATE
+# exchange (RFC 9242/9370), shown as PSK/DH21+MLKEM768/AES256-GCM16; child SA rekeys use PFS with
+# both (AES256-GCM16/DH21+MLKEM768). Other proposals (QKD_DEMO_ESP_PROPOSALS likewise):
+#   QKD_DEMO_IKE_PROPOSALS="aes256gcm16-prfsha512-ecp521" packaging/netns-demo.sh up     (classical)
+#   QKD_DEMO_IKE_PROPOSALS="aes256gcm16-prfsha512-mlkem768" packaging/netns-demo.sh up   (ML-KEM alone)
 set -euo pipefail
 cmd=${1:-up}
 default_bin=$(cd "$(dirname "$0")/.." && pwd)/build/release/bin
 bin=${2:-$default_bin}
 run=/run/qkdgate-demo
+ike_proposals=${QKD_DEMO_IKE_PROPOSALS:-aes256gcm16-prfsha512-ecp521-ke1_mlkem768}
+# Child SA rekeys with PFS: ECP-521 in CREATE_CHILD_SA, ML-KEM-768 in an IKE_FOLLOWUP_KE.
+esp_proposals=${QKD_DEMO_ESP_PROPOSALS:-aes256gcm16-ecp521-ke1_mlkem768}
 
 down() {
   for side in west east; do
@@ -70,8 +78,8 @@ remote_address = "$3"
 local_id = "$4"
 remote_id = "$5"
 psk_file = "$run/$1/psk"
-ike_proposals = "aes256gcm16-prfsha512-ecp521"
-esp_proposals = "aes256gcm16"
+ike_proposals = "$ike_proposals"
+esp_proposals = "$esp_proposals"
 local_ts = ["$6"]
 remote_ts = ["$7"]
 start_action = "$8"
