@@ -2,6 +2,8 @@
 // the gateway and quote the string.
 #include "qkd/daemon/convert.hpp"
 
+#include <algorithm>
+
 namespace qkd::daemon {
 
 namespace {
@@ -13,15 +15,49 @@ ike::IpAddr v4(std::uint32_t a) {
 }
 }  // namespace
 
+// A qkd section is a promise that no SA comes up without a QKD key (mode = require); what this
+// qkdgated cannot keep is refused at start rather than run on Diffie-Hellman and the PSK alone
+// (a security setting that is parsed and ignored fails open). Empty = fine.
+std::string check_qkd(const GatewayEntry& g, const std::vector<ike::IkeProposal>& ike,
+                      const std::vector<ike::EspProposal>& esp) {
+    using crypto::KeGroup;
+    auto has = [](const std::vector<KeGroup>& v, KeGroup k) { return std::find(v.begin(), v.end(), k) != v.end(); };
+    bool any_qkd = false;
+    for (const auto& p : ike)
+        for (const auto& slot : p.addke) any_qkd |= has(slot, KeGroup::Qkd);
+    for (const auto& p : esp) {
+        bool q = has(p.ke, KeGroup::Qkd);
+        for (const auto& slot : p.addke) q |= has(slot, KeGroup::Qkd);
+        if (q) return "esp_proposals \"" + g.esp_proposals + "\" name the QKD method; a QKD key per child SA rekey (PFS) "
+                      "is not supported yet: put ke<n>_qkd in ike_proposals";
+    }
+    if (!g.qkd) {
+        if (any_qkd)
+            return "ike_proposals \"" + g.ike_proposals + "\" name the QKD method but the gateway has no qkd section; add "
+                   "qkd = { profile = \"...\", peer_sae_id = \"...\" }";
+        return {};
+    }
+    const std::string what = "has a qkd section (profile \"" + g.qkd->profile + "\", peer_sae_id \"" + g.qkd->peer_sae_id + "\")";
+    if (g.qkd->mode == QkdMode::prefer)
+        return what + " with mode = \"prefer\", which this qkdgated cannot honour yet (a NONE fallback round when the KME "
+                      "fails); use mode = \"require\" (no QKD key, no SA)";
+    if (g.qkd->transform_id != static_cast<std::uint16_t>(KeGroup::Qkd))
+        return what + " with transform_id = " + std::to_string(g.qkd->transform_id) + "; this qkdgated speaks the QKD method as " +
+               std::to_string(static_cast<unsigned>(KeGroup::Qkd)) + " only (the QURSA plugin's ID)";
+    // require: every proposal must carry a QKD round that cannot be negotiated away (no ke<n>_none
+    // beside it), or a peer could pick an SA without a QKD key.
+    for (std::size_t i = 0; i < ike.size(); ++i) {
+        bool required = false;
+        for (const auto& slot : ike[i].addke) required |= has(slot, KeGroup::Qkd) && !has(slot, KeGroup::None);
+        if (!required)
+            return what + " (mode = require), but IKE proposal " + std::to_string(i + 1) + " of \"" + g.ike_proposals +
+                   "\" has no mandatory QKD round; add ke<n>_qkd (e.g. aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd)";
+    }
+    return {};
+}
+
 Result<ike::GatewayConfig, DaemonError> to_gateway_config(const GatewayEntry& g, const DaemonSettings& d) {
     auto bad = [&](std::string m) { return Fail{DaemonError{Errc::config_value, "gateway '" + g.name + "': " + std::move(m)}}; };
-    // A qkd section is a promise that no SA comes up without a QKD key. Until the engine mixes QKD
-    // keys into the key schedule, such a gateway is refused rather than run on DH and PSK alone
-    // (a security setting that is parsed and ignored fails open).
-    if (g.qkd)
-        return bad("has a qkd section (profile \"" + g.qkd->profile + "\", peer_sae_id \"" + g.qkd->peer_sae_id +
-                   "\"), but this qkdgated cannot yet mix QKD keys into IKEv2; refusing to bring the tunnel up "
-                   "without the QKD key it requires. Remove the qkd section to run on Diffie-Hellman and the PSK alone");
     ike::GatewayConfig c;
     c.name = g.name;
     c.local = ike::Endpoint{v4(g.local_address), g.local_port != 500 ? g.local_port : d.ike_port};
@@ -38,6 +74,7 @@ Result<ike::GatewayConfig, DaemonError> to_gateway_config(const GatewayEntry& g,
     c.ike_proposals = std::move(*ikep);
     auto espp = ike::parse_esp_proposals(g.esp_proposals);
     if (!espp) return bad("esp_proposals \"" + g.esp_proposals + "\": " + espp.error().message);
+    if (auto q = check_qkd(g, c.ike_proposals, *espp); !q.empty()) return bad(std::move(q));
     c.esp_proposals = std::move(*espp);
     for (auto& t : g.local_ts) {
         auto ts = ike::TrafficSelector::parse_cidr(t.to_string());

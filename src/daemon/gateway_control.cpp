@@ -42,6 +42,7 @@ Result<nlohmann::json, DaemonError> GatewayDaemon::show_ike_sas(const ControlReq
         if (!req.gateway.empty() && sa.gateway != req.gateway) continue;
         if (!peer_matches(req.peer, sa.remote.str(), sa.remote_id)) continue;
         auto j = ike_sa_json(sa);
+        qkd_annotate(j, sa);
         if (sa.initiator && sa.state == ike::IkeSaState::Connecting) keep_annotate(j);
         rows.push_back(ListRow{sa.id, std::move(j)});
     }

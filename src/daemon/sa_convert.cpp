@@ -129,6 +129,11 @@ nlohmann::json ike_sa_json(const ike::IkeSaInfo& sa) {
                      {"rekey_in_s", nullptr},
                      {"child_sas", sa.child_sas}};
     if (sa.rekey_in) j["rekey_in_s"] = sa.rekey_in->count();
+    // QKD as a key exchange: the key_ID in use (public), its age and the keys used so far.
+    if (sa.qkd_keys_used > 0)
+        j["qkd"] = {{"key_id", sa.qkd_key_id},
+                    {"key_age_s", sa.qkd_key_age ? nlohmann::json(sa.qkd_key_age->count()) : nlohmann::json(nullptr)},
+                    {"keys_used", sa.qkd_keys_used}};
     return j;
 }
 

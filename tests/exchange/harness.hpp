@@ -81,6 +81,9 @@ struct Peer final : EventSink {
         static const char* names[] = {"Up", "Rekeyed", "Down", "Failed"};
         ike_events.push_back(std::string(names[static_cast<int>(ev)]) + " " + sa.gateway + ": " + std::string(reason));
     }
+    // QKD rounds (qkd_test.cpp): what the engine asked for; the test answers with on_qkd_key.
+    std::vector<QkdKeyRequest> qkd_requests;
+    void qkd_key_request(const QkdKeyRequest& r) override { qkd_requests.push_back(r); }
     void datagram_dropped(const Endpoint&, DropReason r, std::string_view detail) override {
         drops.push_back(std::string(to_string(r)) + ": " + std::string(detail));
     }

@@ -123,7 +123,12 @@ struct IkeSa {
     // RFC 9242 IKE_INTERMEDIATE / RFC 9370 additional key exchanges of the initial IKE SA
     bool intermediate = false;   // both sides sent N(INTERMEDIATE_EXCHANGE_SUPPORTED)
     std::size_t ke_done = 0;     // the last key exchange slot whose SK(n) is in the keys
-    unsigned int_exchanges = 0;  // IKE_INTERMEDIATE requests sent or answered (IntAuth in AUTH)
+    unsigned int_exchanges = 0;
+    // QKD as a key exchange (sa/key_exchange.hpp): the key_ID in use, when it came, and how many
+    // QKD keys this SA and its predecessors used (IkeSaInfo).
+    std::array<std::uint8_t, 16> qkd_key_id{};
+    std::optional<TimePoint> qkd_key_time;
+    std::uint64_t qkd_keys_used = 0;  // IKE_INTERMEDIATE requests sent or answered (IntAuth in AUTH)
     std::vector<std::uint8_t> int_auth_i, int_auth_r;  // RFC 9242 3.3.2 chains, IntAuth_iN / _rN
     std::vector<std::uint8_t> cookie;                        // initiator: from N(COOKIE)
     unsigned init_retries = 0;

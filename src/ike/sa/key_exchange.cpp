@@ -10,6 +10,11 @@ void KeyExchanges::set_method(std::size_t slot, crypto::KeGroup g) {
     methods_.at(slot) = g;
     ours_.at(slot).reset();
     secrets_.at(slot).reset();
+    qkd_.at(slot).reset();
+}
+
+void KeyExchanges::set_qkd_key(std::size_t slot, const std::array<std::uint8_t, 16>& key_id, SecretBytes key) {
+    qkd_.at(slot).emplace(QkdKey{key_id, std::move(key)});
 }
 
 std::optional<std::size_t> KeyExchanges::next(std::size_t slot) const {
@@ -24,6 +29,16 @@ Result<void, KeFailure> KeyExchanges::check(std::size_t slot, std::uint16_t meth
     if (method != static_cast<std::uint16_t>(want))
         return Err{KeFailure{wire::NotifyType::InvalidKePayload,
                              "KE method " + method_str(method) + ", expected " + method_str(static_cast<std::uint16_t>(want))}};
+    // QURSA wire format: the initiator sends the 16-byte binary UUID of the key_ID, the
+    // responder nothing.
+    if (want == crypto::KeGroup::Qkd) {
+        const std::size_t len = from_initiator ? 16 : 0;
+        if (data.size() != len)
+            return Err{KeFailure{wire::NotifyType::InvalidSyntax, "KE data of the QKD method has " + std::to_string(data.size()) +
+                                                                      " bytes, expected " + std::to_string(len) +
+                                                                      (from_initiator ? " (a binary key_ID)" : " (none)")}};
+        return {};
+    }
     // Exact length per direction, the FIPS 203 7.2 modulus check of an ML-KEM encapsulation key,
     // range / on-curve for MODP / ECP: all without a key generation.
     if (auto ok = crypto::check_peer_data(want, data, from_initiator); !ok)
@@ -32,6 +47,11 @@ Result<void, KeFailure> KeyExchanges::check(std::size_t slot, std::uint16_t meth
 }
 
 Result<std::vector<std::uint8_t>, KeFailure> KeyExchanges::build_i(std::size_t slot) {
+    if (is_qkd(slot)) {
+        const auto& q = qkd_.at(slot);
+        if (!q) return Err{KeFailure{wire::NotifyType::NoProposalChosen, "no QKD key for this round"}};
+        return std::vector<std::uint8_t>(q->key_id.begin(), q->key_id.end());
+    }
     auto& ours = ours_.at(slot);
     if (!ours) {
         auto ke = crypto::KeyExchange::generate(methods_.at(slot));
@@ -42,6 +62,13 @@ Result<std::vector<std::uint8_t>, KeFailure> KeyExchanges::build_i(std::size_t s
 }
 
 Result<std::vector<std::uint8_t>, KeFailure> KeyExchanges::process_r(std::size_t slot, std::span<const std::uint8_t> peer) {
+    if (is_qkd(slot)) {
+        // The key fetched by the key_ID in `peer` (checked by check()); our KE data is empty.
+        auto& q = qkd_.at(slot);
+        if (!q) return Err{KeFailure{wire::NotifyType::NoProposalChosen, "no QKD key for the initiator's key_ID"}};
+        secrets_.at(slot).emplace(std::move(q->key));
+        return std::vector<std::uint8_t>{};
+    }
     // DH: generate + derive; ML-KEM: Encaps to the initiator's ek (crypto::KeyExchange::respond).
     auto r = crypto::KeyExchange::respond(methods_.at(slot), peer);
     if (!r) {
@@ -54,6 +81,13 @@ Result<std::vector<std::uint8_t>, KeFailure> KeyExchanges::process_r(std::size_t
 }
 
 Result<void, KeFailure> KeyExchanges::process_i(std::size_t slot, std::span<const std::uint8_t> peer) {
+    if (is_qkd(slot)) {
+        auto& q = qkd_.at(slot);
+        if (!q) return Err{KeFailure{wire::NotifyType::InvalidSyntax, "no QKD key was sent for this round"}};
+        if (!peer.empty()) return Err{KeFailure{wire::NotifyType::InvalidSyntax, "responder's QKD KE data is not empty"}};
+        secrets_.at(slot).emplace(std::move(q->key));
+        return {};
+    }
     auto& ours = ours_.at(slot);
     if (!ours) return Err{KeFailure{wire::NotifyType::InvalidSyntax, "no KE data was sent for this round"}};
     auto sk = ours->derive(peer);

@@ -50,6 +50,13 @@ public:
     // Initiator: takes the responder's data and makes SK(slot); our key pair is dropped.
     Result<void, KeFailure> process_i(std::size_t slot, std::span<const std::uint8_t> peer);
 
+    // QKD (KeGroup::Qkd, QURSA wire format, shared/docs/ike.md 1): the key comes from outside
+    // (Engine::on_qkd_key). The initiator's KE data is its 16-byte key_ID, the responder's is
+    // empty, SK(slot) is the key. build_i / process_r of a QKD slot need the key set first.
+    bool is_qkd(std::size_t slot) const { return methods_.at(slot) == crypto::KeGroup::Qkd; }
+    bool has_qkd_key(std::size_t slot) const { return qkd_.at(slot).has_value(); }
+    void set_qkd_key(std::size_t slot, const std::array<std::uint8_t, 16>& key_id, SecretBytes key);
+
     // SK(slot) once both halves were processed, else null.
     const SecretBytes* secret(std::size_t slot) const { return secrets_.at(slot) ? &*secrets_.at(slot) : nullptr; }
 
@@ -57,6 +64,11 @@ private:
     KeMethods methods_;
     std::array<std::optional<crypto::KeyExchange>, kKeSlots> ours_;
     std::array<std::optional<SecretBytes>, kKeSlots> secrets_;
+    struct QkdKey {
+        std::array<std::uint8_t, 16> key_id{};
+        SecretBytes key;
+    };
+    std::array<std::optional<QkdKey>, kKeSlots> qkd_;
 };
 
 }  // namespace qkd::ike

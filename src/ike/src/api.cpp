@@ -43,7 +43,10 @@ Result<void, EngineError> Engine::add_gateway(GatewayConfig cfg) {
         return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\": rekey margin must be below the lifetime");
     for (const auto& p : cfg.ike_proposals)
         for (auto g : p.ke)
-            if (!crypto::ke_supported(static_cast<std::uint16_t>(g)))
+            if (g == crypto::KeGroup::Qkd)
+                return fail(EngineErrc::InvalidConfig, "gateway \"" + cfg.name + "\": the QKD method is supported in the "
+                                                       "additional key exchanges (ke1_qkd .. ke7_qkd), not as the first one");
+            else if (!crypto::ke_supported(static_cast<std::uint16_t>(g)))
                 return fail(EngineErrc::InvalidConfig, "unsupported key exchange method " + std::to_string(static_cast<unsigned>(g)));
     const bool start = cfg.auto_start;
     const std::string name = cfg.name;

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "impl.hpp"
+#include "qkd/common/uuid.hpp"
 
 namespace qkd::ike {
 
@@ -133,6 +134,11 @@ IkeSaInfo Engine::Impl::info(const IkeSa& sa) const {
     i.nat_local = sa.nat_local;
     i.nat_remote = sa.nat_remote;
     const TimePoint t = now();
+    if (sa.qkd_key_time) {
+        i.qkd_key_id = uuid_format(sa.qkd_key_id);
+        i.qkd_key_age = std::chrono::duration_cast<Seconds>(t - *sa.qkd_key_time);
+    }
+    i.qkd_keys_used = sa.qkd_keys_used;
     const TimePoint since = sa.state == SaState::Established ? sa.established : sa.created;
     i.age = std::chrono::duration_cast<Seconds>(t - since);
     if (sa.state == SaState::Established && !sa.rekeyed_to && sa.rekey_at > t && sa.rekey_at != TimePoint::max())

@@ -32,6 +32,8 @@ constexpr std::array kKe = {
     KeToken{"modp2048", KeGroup::Modp2048}, KeToken{"ecp256", KeGroup::Ecp256},       KeToken{"ecp384", KeGroup::Ecp384},
     KeToken{"ecp521", KeGroup::Ecp521},     KeToken{"curve25519", KeGroup::Curve25519}, KeToken{"x25519", KeGroup::Curve25519},
     KeToken{"mlkem512", KeGroup::MlKem512}, KeToken{"mlkem768", KeGroup::MlKem768},   KeToken{"mlkem1024", KeGroup::MlKem1024},
+    // QKD key from the KME (private use 65516, the QURSA plugin's token), e.g. "...-ke2_qkd".
+    KeToken{"qkd", KeGroup::Qkd},
 };
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -63,7 +65,7 @@ void add_once(std::vector<T>& v, T x) {
 
 ProposalError err(ProposalErrc c, std::string m) { return ProposalError{c, std::move(m)}; }
 
-constexpr std::string_view kMethods = "modp2048, ecp256, ecp384, ecp521, curve25519 (x25519), mlkem512, mlkem768, mlkem1024";
+constexpr std::string_view kMethods = "modp2048, ecp256, ecp384, ecp521, curve25519 (x25519), mlkem512, mlkem768, mlkem1024, qkd";
 const std::string kKnownIke = "aes128gcm16, aes256gcm16, prfsha256, prfsha384, prfsha512, " + std::string(kMethods) +
                               ", ke1_<method> .. ke7_<method>, ke1_none .. ke7_none";
 const std::string kKnownEsp = "aes128gcm16, aes256gcm16, " + std::string(kMethods) +
@@ -187,6 +189,7 @@ std::string ke_method_label(KeGroup g) {
         case KeGroup::MlKem512: return "MLKEM512";
         case KeGroup::MlKem768: return "MLKEM768";
         case KeGroup::MlKem1024: return "MLKEM1024";
+        case KeGroup::Qkd: return "QKD";
         default: return "DH" + std::to_string(static_cast<unsigned>(g));
     }
 }
@@ -204,7 +207,10 @@ std::string esp_proposal_string(EncrAlg e, KeGroup pfs, bool esn, const Addition
 }
 
 std::string algorithm_string(EncrAlg e, KeGroup g, const AdditionalKeChoice& addke) {
-    return "PSK/" + ke_chain(g, addke) + "/AES" + std::to_string(e.key_bits) + "-GCM16";
+    // The seed's notation for a QKD key mixed into the key schedule: ".../AES256-GCM16/COMBINED".
+    bool qkd = g == KeGroup::Qkd;
+    for (auto a : addke) qkd |= a == KeGroup::Qkd;
+    return "PSK/" + ke_chain(g, addke) + "/AES" + std::to_string(e.key_bits) + "-GCM16" + (qkd ? "/COMBINED" : "");
 }
 
 std::string esp_algorithm_string(EncrAlg e, KeGroup pfs, const AdditionalKeChoice& addke) {

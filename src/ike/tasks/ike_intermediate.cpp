@@ -39,6 +39,9 @@ public:
         const auto next = sa.kex.next(sa.ke_done);
         if (!next) return fail(sa, "IKE_INTERMEDIATE without a pending key exchange");
         slot_ = *next;
+        // QKD (ike-tasks.md "The QKD key request"): a fresh key from our KME first; the round
+        // waits and build_i runs again once Engine::on_qkd_key brought it (qkd_round.cpp).
+        if (sa.kex.is_qkd(slot_) && !sa.kex.has_qkd_key(slot_)) return request_qkd_key(e_, sa, slot_, true, {});
         auto kei = sa.kex.build_i(slot_);
         if (!kei) return fail(sa, round_name(sa, slot_) + ": " + kei.error().why);
         p.push_back({PayloadType::Ke, false, wire::KePayload{static_cast<std::uint16_t>(sa.kex.method(slot_)), std::move(kei).value()}});
@@ -76,12 +79,42 @@ public:
         // syntax error (INVALID_KE_PAYLOAD only applies to IKE_SA_INIT and CREATE_CHILD_SA).
         if (auto ok = sa.kex.check(slot_, kei->group, kei->data, true); !ok)
             return Step::failed(NotifyType::InvalidSyntax, round_name(sa, slot_) + ": " + ok.error().why);
-        auto ker = sa.kex.process_r(slot_, kei->data);
+        if (sa.kex.is_qkd(slot_)) {
+            // The initiator's key_ID: fetch that key from our KME (as the slave SAE) and answer
+            // once it is there; retransmissions meanwhile are dropped (engine.cpp, RFC 7296 2.1).
+            std::array<std::uint8_t, 16> id{};
+            std::copy(kei->data.begin(), kei->data.end(), id.begin());
+            qkd_data_ = kei->data;
+            return request_qkd_key(e_, sa, slot_, false, id);
+        }
+        return answer_r(sa, kei->data);
+    }
+
+    // A QKD round's key arrived (or did not): the initiator builds its request again, the
+    // responder answers (shared/docs/ike-tasks.md; task_driver resumes the task).
+    Step resume(IkeSa& sa, ExternalKey& k) override {
+        if (k.slot != slot_ || !sa.kex.is_qkd(slot_))
+            return Step::failed(NotifyType::InvalidSyntax, "a QKD key for another round");
+        if (!k.key) {
+            // Fail closed (qkd.mode = require): no QKD key, no IKE SA.
+            const std::string why = round_name(sa, slot_) + ": no QKD key: " + k.error;
+            if (sa.initiator) return fail(sa, why);
+            return Step::failed(NotifyType::NoProposalChosen, why);
+        }
+        accept_qkd_key(e_, sa, slot_, k);
+        if (sa.initiator) return Step::done();  // the driver runs build_i again
+        return answer_r(sa, qkd_data_);
+    }
+
+private:
+    Step answer_r(IkeSa& sa, std::span<const std::uint8_t> kei) {
+        auto ker = sa.kex.process_r(slot_, kei);
         if (!ker) return Step::failed(ker.error().notify, round_name(sa, slot_) + ": " + ker.error().why);
         ker_ = std::move(ker).value();
         return Step::done();
     }
 
+public:
     Step build_r(IkeSa& sa, std::vector<Payload>& p) override {
         if (slot_) p.push_back({PayloadType::Ke, false, wire::KePayload{static_cast<std::uint16_t>(sa.kex.method(slot_)), ker_}});
         return Step::done();
@@ -105,6 +138,7 @@ private:
     }
     std::size_t slot_ = 0;
     std::vector<std::uint8_t> ker_;
+    std::vector<std::uint8_t> qkd_data_;  // responder: the initiator's KE data of a QKD round
 };
 
 }  // namespace

@@ -17,13 +17,19 @@ using namespace create_child;
 
 namespace {
 
+
 class IkeRekey final : public ExchangeTask {
 public:
     IkeRekey(Engine::Impl& e, Task spec) : ExchangeTask(e, std::move(spec)) {}
     ExchangeType exchange() const override { return r_.slot ? ExchangeType::IkeFollowupKe : ExchangeType::CreateChildSa; }
 
     Step build_i(IkeSa& sa, std::vector<Payload>& p) override {
-        if (r_.slot) return r_.build_i(p);  // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->
+        if (r_.slot) {
+            // A QKD round takes a fresh key from our KME first (qkd_round.cpp): every IKE SA, the
+            // rekeyed ones too, has its own QKD key (issue 16).
+            if (r_.kex.is_qkd(r_.slot) && !r_.kex.has_qkd_key(r_.slot)) return request_qkd_key(e_, sa, r_.slot, true, {});
+            return r_.build_i(p);  // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->
+        }
         const GatewayConfig* gw = e_.gateway(sa.gateway);
         nonce_ = e_.random_nonce();
         if (sa.rekeyed_to) return Step::abort("IKE SA already rekeyed");
@@ -104,6 +110,18 @@ public:
         if (r_.slot > 0 || !nr_.empty()) {
             // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->   (RFC 9370 2.2.4)
             if (auto busy = refuse_if_busy(sa)) return *busy;
+            if (const auto n = r_.next(); n && r_.kex.is_qkd(*n)) {
+                // QKD round: fetch the key the initiator names, answer once it is there.
+                r_.slot = *n;
+                const auto* kei = m.get<wire::KePayload>(PayloadType::Ke);
+                if (!kei) return fail_r(Step::failed(NotifyType::InvalidSyntax, r_.round_name() + ": request without KE payload"));
+                if (auto ok = r_.kex.check(r_.slot, kei->group, kei->data, true); !ok)
+                    return fail_r(Step::failed(NotifyType::InvalidSyntax, r_.round_name() + ": " + ok.error().why));
+                std::array<std::uint8_t, 16> id{};
+                std::copy(kei->data.begin(), kei->data.end(), id.begin());
+                qkd_responder_ = true;
+                return request_qkd_key(e_, sa, r_.slot, false, id);
+            }
             if (auto st = r_.process_r(m); st.status == Status::Failed) return fail_r(st);
             return complete_r(sa);
         }
@@ -173,6 +191,26 @@ public:
 
 private:
     // Once every key exchange is done, the new IKE SA (installed by after_r).
+    // A QKD round's key (Engine::on_qkd_key): the initiator sends its round, the responder answers.
+    Step resume(IkeSa& sa, ExternalKey& k) override {
+        if (k.slot != r_.slot || !r_.kex.is_qkd(r_.slot)) return Step::failed(NotifyType::InvalidSyntax, "a QKD key for another round");
+        if (!k.key) {
+            // mode = require: no new IKE SA without a fresh QKD key; the old one lives on.
+            const std::string why = "IKE SA rekey: " + r_.round_name() + ": no QKD key: " + k.error;
+            if (qkd_responder_) return fail_r(Step::failed(NotifyType::NoProposalChosen, why));
+            sa.rekey_at = e_.now() + Seconds{10};  // try the whole rekey again later
+            return Step::abort(why);
+        }
+        qkd_key_id_ = k.key_id;
+        r_.kex.set_qkd_key(r_.slot, k.key_id, std::move(*k.key));
+        k.key.reset();
+        if (!qkd_responder_) return Step::done();  // the driver runs build_i again
+        auto ker = r_.kex.process_r(r_.slot, {});
+        if (!ker) return fail_r(Step::failed(ker.error().notify, r_.round_name() + ": " + ker.error().why));
+        r_.ker = std::move(ker).value();
+        return complete_r(sa);
+    }
+
     Step complete_r(IkeSa& sa) {
         if (r_.next()) return Step::done();
         // The rekey initiator becomes the original initiator of the new IKE SA.
@@ -223,6 +261,13 @@ private:
         n->sk_d = std::move(keys->sk_d);
         n->sk_pi = std::move(keys->sk_pi);
         n->sk_pr = std::move(keys->sk_pr);
+        n->qkd_keys_used = sa.qkd_keys_used;
+        for (std::size_t k = 1; k < kKeSlots; ++k)
+            if (n->kex.is_qkd(k)) {
+                n->qkd_key_id = qkd_key_id_;
+                n->qkd_key_time = e_.now();
+                ++n->qkd_keys_used;
+            }
         return n;
     }
 
@@ -230,6 +275,8 @@ private:
     std::vector<std::uint8_t> nonce_, ni_, nr_;
     std::uint64_t new_spi_ = 0, spi_i_ = 0, spi_r_ = 0;
     bool collision_ = false, failed_ = false;
+    bool qkd_responder_ = false;                 // this task waits for a QKD key as the responder
+    std::array<std::uint8_t, 16> qkd_key_id_{};  // the QKD key of this rekey (its key_ID)
     IkeSelection sel_;
     std::unique_ptr<IkeSa> next_;
 };

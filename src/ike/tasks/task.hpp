@@ -38,6 +38,7 @@ struct Step {
 // An input a waiting task gets from outside the engine (Engine::on_key).
 struct ExternalKey {
     unsigned slot = 0;
+    std::array<std::uint8_t, 16> key_id{};  // QKD: the key's ETSI 014 key_ID (binary UUID)
     std::optional<SecretBytes> key;  // empty: the key source failed
     std::string error;
 };
@@ -69,6 +70,11 @@ protected:
     Engine::Impl& e_;
     Task spec_;
 };
+
+// QKD rounds (tasks/qkd_round.cpp): asks the daemon for the key (EventSink::qkd_key_request) and
+// answers wait; accept_qkd_key stores what Engine::on_qkd_key brought into the SA's key exchange.
+Step request_qkd_key(Engine::Impl& e, IkeSa& sa, std::size_t slot, bool master, const std::array<std::uint8_t, 16>& key_id);
+void accept_qkd_key(Engine::Impl& e, IkeSa& sa, std::size_t slot, ExternalKey& k);
 
 // Factories (one file per exchange in tasks/).
 std::unique_ptr<ExchangeTask> make_ike_init(Engine::Impl& e);

@@ -299,3 +299,39 @@ TEST(Config, TrafficSelectorLimitIsTheDecoders) {
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("'local_ts' has 65 entries, at most 64 allowed"), std::string::npos) << r.error().message;
 }
+
+// Issue 16: a gateway with a qkd section starts only when this qkdgated can keep its promise
+// (mode = require: a mandatory QKD round in every IKE proposal); everything else is refused.
+TEST(Config, QkdSectionIsEnforcedOrRefused) {
+    TmpDir d;
+    auto psk = d.write("psk", "0x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    auto gw = [&](const std::string& ike, const std::string& qkd, const std::string& esp = "aes256gcm16") {
+        std::string text = "[[qkd_profile]]\nname = \"kme-a\"\n" +
+                           gateway_toml(psk, "ike_proposals = \"" + ike + "\"\nesp_proposals = \"" + esp + "\"\n" + qkd);
+        auto c = parse_config(text, "t.toml");
+        EXPECT_TRUE(c) << c.error().message;
+        return to_gateway_config(c->gateways[0], c->daemon);
+    };
+    const std::string q = "qkd = { profile = \"kme-a\", peer_sae_id = \"SAE_B\" }\n";
+    EXPECT_TRUE(gw("aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd", q));
+    EXPECT_TRUE(gw("aes256gcm16-prfsha512-ecp521-ke1_qkd", q));
+    struct Bad {
+        std::string ike, qkd, esp, expect;
+    } cases[] = {
+        {"aes256gcm16-prfsha512-ecp521", q, "aes256gcm16", "has no mandatory QKD round"},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd-ke1_none", q, "aes256gcm16", "has no mandatory QKD round"},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd,aes256gcm16-prfsha512-ecp521", q, "aes256gcm16", "IKE proposal 2"},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd", "qkd = { profile = \"kme-a\", peer_sae_id = \"B\", mode = \"prefer\" }\n",
+         "aes256gcm16", "mode = \"prefer\""},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd", "qkd = { profile = \"kme-a\", peer_sae_id = \"B\", transform_id = 65000 }\n",
+         "aes256gcm16", "transform_id = 65000"},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd", "", "aes256gcm16", "has no qkd section"},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd", q, "aes256gcm16-ecp521-ke1_qkd", "esp_proposals"},
+    };
+    for (const auto& c : cases) {
+        auto r = gw(c.ike, c.qkd, c.esp);
+        ASSERT_FALSE(r) << c.ike << " / " << c.qkd;
+        EXPECT_NE(r.error().message.find(c.expect), std::string::npos) << r.error().message;
+        EXPECT_NE(r.error().message.find("gateway 'east'"), std::string::npos) << r.error().message;
+    }
+}

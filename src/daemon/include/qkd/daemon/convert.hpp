@@ -32,6 +32,9 @@ Result<dp::IpPrefix, DaemonError> ts_to_prefix(const ike::TrafficSelector& ts);
 dp::IpAddress to_dp(const ike::IpAddr& a);
 
 nlohmann::json ike_sa_json(const ike::IkeSaInfo& sa);
+// The QKD rules of a gateway (gateway_config.cpp): "" when its qkd section and proposals agree
+// and this qkdgated can enforce them, else why not.
+std::string check_qkd(const GatewayEntry& g, const std::vector<ike::IkeProposal>& ike, const std::vector<ike::EspProposal>& esp);
 nlohmann::json child_sa_json(const ike::ChildSaInfo& sa, const dp::SaCounters* in, const dp::SaCounters* out);
 
 }  // namespace qkd::daemon

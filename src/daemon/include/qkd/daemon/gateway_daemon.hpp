@@ -58,6 +58,11 @@ public:
     void ike_sa_event(const ike::IkeSaInfo& sa, ike::IkeSaEvent ev, std::string_view reason) override;
     void datagram_dropped(const ike::Endpoint& remote, ike::DropReason reason, std::string_view detail) override;
 
+    // ike::EventSink: a QKD round's key, fetched by the QKD key source (qkd_wiring.cpp).
+    void qkd_key_request(const ike::QkdKeyRequest& req) override;
+    // show ike-sa: the KME round trip of the key in use (qkd_wiring.cpp).
+    void qkd_annotate(nlohmann::json& j, const ike::IkeSaInfo& sa) const;
+
     // QKD key source and Prometheus endpoint (qkd_wiring.cpp, metrics_wiring.cpp).
     QkdKeySource* qkd_source() { return qkd_.get(); }
     MetricsSnapshot metrics_snapshot();
@@ -149,6 +154,7 @@ private:
     std::unique_ptr<QkdKeySource> qkd_;           // null when no [[qkd_profile]] exists
     std::unique_ptr<MetricsServer> metrics_;      // null unless [daemon] metrics_port is set
     std::map<std::string, std::uint64_t> qkd_fallbacks_;  // by gateway (mode = prefer)
+    std::map<std::uint64_t, std::chrono::microseconds> qkd_rtt_;  // KME round trip of each IKE SA's key
 };
 
 }  // namespace qkd::daemon

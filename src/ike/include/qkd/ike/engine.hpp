@@ -129,6 +129,11 @@ struct IkeSaInfo {
     std::string algorithm;  // "PSK/DH21/AES256-GCM16"
     std::string proposal;   // "aes256gcm16-prfsha512-ecp521", "...-ecp521-ke1_mlkem768"
     std::vector<std::string> key_exchanges;  // in order, KE then ADDKE1..7: {"DH21", "MLKEM768"}
+    // The QKD key mixed into this IKE SA (method QKD in a KE slot): its ETSI 014 key_ID, when it
+    // was obtained, and how many QKD keys this SA and its predecessors (rekeys) used.
+    std::string qkd_key_id;
+    std::optional<Seconds> qkd_key_age;
+    std::uint64_t qkd_keys_used = 0;
     bool nat_local = false, nat_remote = false;
     Seconds age{0};
     std::optional<Seconds> rekey_in;  // time until the scheduled rekey
@@ -150,6 +155,21 @@ struct ChildSaInfo {
 // Up: a new IKE SA; Rekeyed: a new IKE SA that replaced an older one (which ends silently);
 // Down: deleted (by us, the peer, expiry or INITIAL_CONTACT); Failed: could not be set up or the
 // peer stopped answering.
+// QKD as a key-exchange method: the initiator's round asks for a new key (ETSI 014 Get key, it is
+// the master SAE), the responder's for the key the initiator named (Get key with key IDs).
+struct QkdKeyRequest {
+    std::uint64_t ike_sa_id = 0;
+    std::string gateway;
+    unsigned slot = 0;                      // KE slot: 0 = KE, 1..7 = ADDKE1..7
+    bool master = true;
+    std::array<std::uint8_t, 16> key_id{};  // responder: the key_ID (binary UUID) from KEi
+};
+struct QkdKeyAnswer {
+    std::array<std::uint8_t, 16> key_id{};  // master: the key_ID the KME gave
+    std::optional<SecretBytes> key;         // empty: no key; `error` says why
+    std::string error;
+};
+
 enum class IkeSaEvent { Up, Rekeyed, Down, Failed };
 
 // Why a datagram was dropped without an answer (EngineStats::drops, EventSink::datagram_dropped).
@@ -181,6 +201,9 @@ public:
     virtual void child_sa_down(const ChildSaRef& sa) = 0;
     // reason is human text for logs (e.g. "AUTHENTICATION_FAILED from peer").
     virtual void ike_sa_event(const IkeSaInfo& sa, IkeSaEvent ev, std::string_view reason) { (void)sa; (void)ev; (void)reason; }
+    // A QKD key-exchange round needs a key (shared/docs/ike-tasks.md, "The QKD key request"):
+    // the daemon answers with Engine::on_qkd_key, now or later; the round waits meanwhile.
+    virtual void qkd_key_request(const QkdKeyRequest& req) { (void)req; }
     // A datagram from `remote` was dropped; detail quotes what was wrong (may be empty). Called
     // for every drop: a sink that logs must rate-limit (a flood calls it for each datagram).
     virtual void datagram_dropped(const Endpoint& remote, DropReason reason, std::string_view detail) {
@@ -218,6 +241,8 @@ public:
     void on_timer();  // runs everything due at clock.now()
     std::optional<TimePoint> next_deadline() const;
     void on_child_sa_expired(std::uint32_t spi_in, bool hard);
+    // The answer to a QkdKeyRequest. Ignored (the key zeroized) when that SA or round is gone.
+    void on_qkd_key(std::uint64_t ike_sa_id, unsigned slot, QkdKeyAnswer answer);
 
     std::vector<IkeSaInfo> list_ike_sas() const;
     std::optional<IkeSaInfo> ike_sa_info(std::uint64_t id) const;  // one IKE SA (IkeSaInfo::id)

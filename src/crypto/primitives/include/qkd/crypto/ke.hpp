@@ -32,6 +32,9 @@ enum class KeGroup : std::uint16_t {
     MlKem512 = 35,
     MlKem768 = 36,
     MlKem1024 = 37,
+    // QKD as a key exchange (pattern C of shared/docs/ike.md 1, the QURSA strongSwan plugin's
+    // private-use ID): no primitive here; the IKE layer gets the key from the daemon's KME client.
+    Qkd = 65516,
 };
 
 bool ke_supported(std::uint16_t id);
