@@ -58,8 +58,7 @@ void GatewayDaemon::qkd_key_request(const ike::QkdKeyRequest& req) {
         if (r) {
             a.key_id = r->key_id;
             a.key = std::move(r->key);
-            qkd_rtt_[sa_id] = r->rtt;
-            if (qkd_rtt_.size() > 4096) qkd_rtt_.erase(qkd_rtt_.begin());  // bounded: oldest SA ids first
+            qkd_rtt_[gw] = r->rtt;  // one entry per configured gateway
             spdlog::info("gateway {}: IKE SA {}: QKD key {} from profile \"{}\" as {} ({} bits, KME {:.1f} ms)", gw, sa_id,
                          r->key_id_text, q.profile, master ? "master" : "slave", q.key_size,
                          static_cast<double>(r->rtt.count()) / 1000.0);
@@ -79,7 +78,7 @@ void GatewayDaemon::qkd_key_request(const ike::QkdKeyRequest& req) {
 
 void GatewayDaemon::qkd_annotate(nlohmann::json& j, const ike::IkeSaInfo& sa) const {
     if (!j.contains("qkd")) return;
-    auto it = qkd_rtt_.find(sa.id);
+    auto it = qkd_rtt_.find(sa.gateway);
     j["qkd"]["kme_rtt_ms"] = it == qkd_rtt_.end() ? nlohmann::json(nullptr)
                                                   : nlohmann::json(static_cast<double>(it->second.count()) / 1000.0);
     if (const GatewayEntry* g = cfg_.find(sa.gateway); g && g->qkd) j["qkd"]["profile"] = g->qkd->profile;

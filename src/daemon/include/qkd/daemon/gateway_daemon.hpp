@@ -154,7 +154,7 @@ private:
     std::unique_ptr<QkdKeySource> qkd_;           // null when no [[qkd_profile]] exists
     std::unique_ptr<MetricsServer> metrics_;      // null unless [daemon] metrics_port is set
     std::map<std::string, std::uint64_t> qkd_fallbacks_;  // by gateway (mode = prefer)
-    std::map<std::uint64_t, std::chrono::microseconds> qkd_rtt_;  // KME round trip of each IKE SA's key
+    std::map<std::string, std::chrono::microseconds> qkd_rtt_;  // by gateway: KME round trip of its last QKD key
 };
 
 }  // namespace qkd::daemon
