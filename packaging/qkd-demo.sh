@@ -5,8 +5,8 @@
 # between the gateways is keyed from ECDH P-521 + ML-KEM-768 + a QKD key:
 #   aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd  ->  PSK/DH21+MLKEM768+QKD/AES256-GCM16/COMBINED
 # Site A initiates: it gets a key from KME_A (ETSI 014 Get key) and sends only its key_ID; site B
-# fetches the same key from KME_B by that ID. The IKE SA is rekeyed about every 60 s, each time with
-# a fresh QKD key (watch the key_ID change). Nothing leaves the machine.
+# fetches the same key from KME_B by that ID. The IKE SA and the child SA are rekeyed about every
+# 60 s, each time with a fresh QKD key (watch the key_ID change). Nothing leaves the machine.
 #   sudo packaging/qkd-demo.sh up [BINDIR]     (default BINDIR: build/release/bin)
 #   sudo packaging/qkd-demo.sh watch           (show ike-sa on both sides every 10 s, Ctrl-C stops watching)
 #   sudo packaging/qkd-demo.sh down
@@ -22,7 +22,7 @@ run=${QKD_DEMO_RUN:-/run/qkdgate-qkd-demo}
 ns_a=${QKD_DEMO_NS:-qkd-site}-a
 ns_b=${QKD_DEMO_NS:-qkd-site}-b
 ike_proposals="aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd"
-esp_proposals="aes256gcm16-ecp521-ke1_mlkem768"   # child rekeys: PFS with ECDH + ML-KEM (IKE_FOLLOWUP_KE)
+esp_proposals="aes256gcm16-ecp521-ke1_mlkem768-ke2_qkd"   # child rekeys: PFS with ECDH + ML-KEM + a QKD key
 
 gate() { local s=$1; shift; ip netns exec "$([ "$s" = a ] && echo "$ns_a" || echo "$ns_b")" "$bin/qkdgate" -c "$run/site-$s/qkdgate.toml" "$@"; }
 

@@ -26,14 +26,14 @@ std::string check_qkd(const GatewayEntry& g, const std::vector<ike::IkeProposal>
     for (const auto& p : ike)
         for (const auto& slot : p.addke) any_qkd |= has(slot, KeGroup::Qkd);
     for (const auto& p : esp) {
-        bool q = has(p.ke, KeGroup::Qkd);
-        for (const auto& slot : p.addke) q |= has(slot, KeGroup::Qkd);
-        if (q) return "esp_proposals \"" + g.esp_proposals + "\" name the QKD method; a QKD key per child SA rekey (PFS) "
-                      "is not supported yet: put ke<n>_qkd in ike_proposals";
+        if (has(p.ke, KeGroup::Qkd))
+            return "esp_proposals \"" + g.esp_proposals + "\" name the QKD method as the first key exchange; it is "
+                   "supported as an additional one (e.g. aes256gcm16-ecp521-ke1_qkd)";
+        for (const auto& slot : p.addke) any_qkd |= has(slot, KeGroup::Qkd);
     }
     if (!g.qkd) {
         if (any_qkd)
-            return "ike_proposals \"" + g.ike_proposals + "\" name the QKD method but the gateway has no qkd section; add "
+            return "ike_proposals or esp_proposals name the QKD method but the gateway has no qkd section; add "
                    "qkd = { profile = \"...\", peer_sae_id = \"...\" }";
         return {};
     }

@@ -277,6 +277,54 @@ TEST(QkdIke, IkeRekeyWithoutAQkdKeyKeepsTheOldSa) {
     ASSERT_EQ(p.a.installed.size(), 1u);
 }
 
+// Child SA rekeys with PFS (RFC 9370 2.2.4: CREATE_CHILD_SA, then IKE_FOLLOWUP_KE rounds): each
+// takes a fresh QKD key; KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | SK(2)).
+TEST(QkdIke, EveryPfsChildRekeyTakesAFreshQkdKey) {
+    constexpr std::string_view esp = "aes256gcm16-ecp521-ke1_mlkem768-ke2_qkd";
+    Pair p;
+    p.add(gateway(true, kIke, esp), gateway(false, kIke, esp));
+    FakeKms kms;
+    ASSERT_TRUE(p.a.engine.initiate("to-b").ok());
+    run_answering(p, kms, 2s);
+    ASSERT_EQ(p.a.installed.size(), 1u);
+    for (int i = 0; i < 4; ++i) {
+        const int before = kms.slave_fetches;
+        Peer& who = i % 2 ? p.b : p.a;
+        ASSERT_TRUE(who.engine.rekey_child(i % 2 ? "to-a" : "to-b").ok());
+        run_answering(p, kms, 3s);
+        EXPECT_EQ(kms.slave_fetches, before + 1) << "child rekey " << i << " must take one fresh QKD key";
+        auto ca = p.a.engine.list_child_sas();
+        ASSERT_EQ(ca.size(), 1u) << "rekey " << i;
+        EXPECT_EQ(ca[0].algorithm, "AES256-GCM16/DH21+MLKEM768+QKD");
+        expect_matching_children(p.a, p.b);
+    }
+    EXPECT_EQ(p.a.engine.stats().child_rekeyed, 4u);
+}
+
+// A PFS child rekey whose QKD key fails keeps the old child SA.
+TEST(QkdIke, PfsChildRekeyWithoutAQkdKeyKeepsTheOldChildSa) {
+    constexpr std::string_view esp = "aes256gcm16-ecp521-ke1_qkd";
+    Pair p;
+    p.add(gateway(true, kIke, esp), gateway(false, kIke, esp));
+    FakeKms kms;
+    ASSERT_TRUE(p.a.engine.initiate("to-b").ok());
+    run_answering(p, kms, 2s);
+    const auto before = p.a.engine.list_child_sas().at(0);
+    ASSERT_TRUE(p.a.engine.rekey_child("to-b").ok());
+    p.net.run_for(300ms);
+    ASSERT_EQ(p.b.qkd_requests.size(), 0u);
+    ASSERT_EQ(p.a.qkd_requests.size(), 1u);
+    QkdKeyAnswer err;
+    err.error = "timeout";
+    p.a.engine.on_qkd_key(p.a.qkd_requests[0].ike_sa_id, p.a.qkd_requests[0].slot, std::move(err));
+    p.a.qkd_requests.clear();
+    p.net.run_for(1s);
+    auto ca = p.a.engine.list_child_sas();
+    ASSERT_EQ(ca.size(), 1u);
+    EXPECT_EQ(ca[0].spi_in, before.spi_in);
+    EXPECT_EQ(p.a.engine.list_ike_sas().at(0).state, IkeSaState::Established);
+}
+
 // The QKD method is refused as the first key exchange, and the proposal token parses.
 TEST(QkdIke, ProposalTokensAndTheFirstSlot) {
     auto ok = parse_ike_proposals("aes256gcm16-prfsha512-ecp521-ke1_qkd");

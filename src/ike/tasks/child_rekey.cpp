@@ -23,7 +23,11 @@ public:
     ExchangeType exchange() const override { return r_.slot ? ExchangeType::IkeFollowupKe : ExchangeType::CreateChildSa; }
 
     Step build_i(IkeSa& sa, std::vector<Payload>& p) override {
-        if (r_.slot) return r_.build_i(p);
+        if (r_.slot) {
+            // A QKD round takes a fresh key from our KME first (qkd_round.cpp, issue 16).
+            if (r_.kex.is_qkd(r_.slot) && !r_.kex.has_qkd_key(r_.slot)) return request_qkd_key(e_, sa, r_.slot, true, {});
+            return r_.build_i(p);
+        }
         const GatewayConfig* gw = e_.gateway(sa.gateway);
         nonce_ = e_.random_nonce();
         ChildSa* c = find_child(sa, spec_.child_id);
@@ -133,6 +137,18 @@ public:
         if (!nr_.empty()) {
             // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->   (RFC 9370 2.2.4)
             if (auto busy = refuse_if_busy(sa)) return fail_r(*busy);
+            if (const auto n = r_.next(); n && r_.kex.is_qkd(*n)) {
+                // QKD round: fetch the key the initiator names, answer once it is there.
+                r_.slot = *n;
+                const auto* kei = m.get<wire::KePayload>(PayloadType::Ke);
+                if (!kei) return fail_r(Step::failed(NotifyType::InvalidSyntax, r_.round_name() + ": request without KE payload"));
+                if (auto ok = r_.kex.check(r_.slot, kei->group, kei->data, true); !ok)
+                    return fail_r(Step::failed(NotifyType::InvalidSyntax, r_.round_name() + ": " + ok.error().why));
+                std::array<std::uint8_t, 16> id{};
+                std::copy(kei->data.begin(), kei->data.end(), id.begin());
+                qkd_responder_ = true;
+                return request_qkd_key(e_, sa, r_.slot, false, id);
+            }
             if (auto st = r_.process_r(m); st.status == Status::Failed) return fail_r(st);
             return complete_r(sa);
         }
@@ -212,6 +228,28 @@ public:
         e_.sink.child_sa_rekeyed(old_ref, e_.child_keys(sa, c_, std::move(*keys_), false));
     }
 
+    // A QKD round's key (Engine::on_qkd_key): the initiator sends its round, the responder answers.
+    Step resume(IkeSa& sa, ExternalKey& k) override {
+        if (k.slot != r_.slot || !r_.kex.is_qkd(r_.slot)) return Step::failed(NotifyType::InvalidSyntax, "a QKD key for another round");
+        if (!k.key) {
+            // mode = require: no new child SA without a fresh QKD key; the old one lives on.
+            const std::string why = "child SA rekey: " + r_.round_name() + ": no QKD key: " + k.error;
+            if (qkd_responder_) return fail_r(Step::failed(NotifyType::NoProposalChosen, why));
+            if (ChildSa* old = find_child(sa, spec_.child_id)) {
+                old->rekeying = false;
+                old->rekey_at = e_.now() + Seconds{10};
+            }
+            return Step::abort(why);
+        }
+        r_.kex.set_qkd_key(r_.slot, k.key_id, std::move(*k.key));
+        k.key.reset();
+        if (!qkd_responder_) return Step::done();  // the driver runs build_i again
+        auto ker = r_.kex.process_r(r_.slot, {});
+        if (!ker) return fail_r(Step::failed(ker.error().notify, r_.round_name() + ": " + ker.error().why));
+        r_.ker = std::move(ker).value();
+        return complete_r(sa);
+    }
+
 private:
     // Once every key exchange is done: RFC 7296 2.17 / RFC 9370 2.2.4
     // KEYMAT = prf+(SK_d, [SK(0) |] Ni | Nr [| SK(1) | ... | SK(n)])
@@ -231,6 +269,7 @@ private:
     std::vector<std::uint8_t> nonce_, nr_;
     std::uint32_t new_spi_in_ = 0;
     bool failed_ = false;
+    bool qkd_responder_ = false;  // this task waits for a QKD key as the responder
     EspSelection sel_;
     ChildSa c_;
     std::optional<keymat::ChildKeys> keys_;

@@ -12,6 +12,7 @@ KME_BIN=${3:?path to qkd-kme}
 TEST_TAG=qc$$ . "$(dirname "$0")/../../netns/ike/lib.sh"
 IKE="aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd"
 ALG="PSK/DH21+MLKEM768+QKD/AES256-GCM16/COMBINED"
+ESP="aes256gcm16-ecp521-ke1_mlkem768-ke2_qkd"   # child rekeys with PFS: a fresh QKD key each
 netns_up
 [ -x "$KME_BIN" ] || skip "qkd-kme not built"
 D=$WORK/demo
@@ -38,7 +39,7 @@ profile() { sed "s|\"\.\./pki/|\"$D/pki/|g" "$D/site-$1/qkdgate.toml" | sed -n '
 write_config west 'start_action = "start"' 'qkd = { profile = "kme-a", peer_sae_id = "SAE_B", mode = "require" }'
 write_config east 'qkd = { profile = "kme-b", peer_sae_id = "SAE_A", mode = "require" }'
 for s in west east; do
-  sed -i "s|^ike_proposals = .*|ike_proposals = \"$IKE\"|" "$WORK/$s/qkdgate.toml"
+  sed -i "s|^ike_proposals = .*|ike_proposals = \"$IKE\"|; s|^esp_proposals = .*|esp_proposals = \"$ESP\"|" "$WORK/$s/qkdgate.toml"
 done
 profile a >>"$WORK/west/qkdgate.toml"
 profile b >>"$WORK/east/qkdgate.toml"
@@ -62,12 +63,15 @@ ping_tunnel 3 || fail "ping through the QKD tunnel failed"
 grep -q "QKD key $kid_w from profile \"kme-a\" as master" "$WORK/west/qkdgated.log" || fail "west log lacks the master fetch of $kid_w"
 grep -q "QKD key $kid_w from profile \"kme-b\" as slave" "$WORK/east/qkdgated.log" || fail "east log lacks the slave fetch of $kid_w"
 
-# Child rekeys (no PFS: keys from SK_d, which holds the QKD key) with a ping every 20 ms.
+# Child rekeys with PFS (CREATE_CHILD_SA + IKE_FOLLOWUP_KE: ML-KEM, then a fresh QKD key) with a
+# ping every 20 ms.
 nsx "$NS_W" ping -c 150 -i 0.02 -W 1 -I $HOST_W $HOST_E >"$WORK/ping.out" 2>&1 &
 pp=$!
 for i in 1 2 3; do sleep 0.6; qg west rekey peer >/dev/null || fail "child rekey $i refused"; done
 wait $pp
 grep -q ' 0% packet loss' "$WORK/ping.out" || fail "packets lost during child rekeys: $(grep loss "$WORK/ping.out")"
+calg=$(qg west show child-sa --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["algorithm"])')
+[ "$calg" = "AES256-GCM16/DH21+MLKEM768+QKD" ] || fail "child SA algorithm '$calg', expected AES256-GCM16/DH21+MLKEM768+QKD"
 
 # IKE SA rekeys from both sides (CREATE_CHILD_SA + IKE_FOLLOWUP_KE per ADDKE, RFC 9370 2.2.4),
 # each taking a fresh QKD key (the rekey's initiator is the master SAE), with a ping every 20 ms.
@@ -104,7 +108,7 @@ for f in sys.argv[1:]:
         seen[m.group(1)].append((m.group(2), m.group(3)))
 bad = {k: v for k, v in seen.items() if sorted(r for _, r in v) != ["master", "slave"] or len({p for p, _ in v}) != 2}
 print(f"{len(seen)} QKD keys, each fetched once as master and once as slave, one on each KME" if not bad else f"bad: {bad}")
-sys.exit(1 if bad or len(seen) < 6 else 0)
+sys.exit(1 if bad or len(seen) < 9 else 0)  # 1 + 3 child rekeys + 4 IKE rekeys + 1 new IKE SA
 PY
 
 # KME_B down (mode = require): the tunnel in place lives on (its keys are set), a new IKE SA gets

@@ -315,6 +315,7 @@ TEST(Config, QkdSectionIsEnforcedOrRefused) {
     const std::string q = "qkd = { profile = \"kme-a\", peer_sae_id = \"SAE_B\" }\n";
     EXPECT_TRUE(gw("aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd", q));
     EXPECT_TRUE(gw("aes256gcm16-prfsha512-ecp521-ke1_qkd", q));
+    EXPECT_TRUE(gw("aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd", q, "aes256gcm16-ecp521-ke1_mlkem768-ke2_qkd"));
     struct Bad {
         std::string ike, qkd, esp, expect;
     } cases[] = {
@@ -326,7 +327,8 @@ TEST(Config, QkdSectionIsEnforcedOrRefused) {
         {"aes256gcm16-prfsha512-ecp521-ke1_qkd", "qkd = { profile = \"kme-a\", peer_sae_id = \"B\", transform_id = 65000 }\n",
          "aes256gcm16", "transform_id = 65000"},
         {"aes256gcm16-prfsha512-ecp521-ke1_qkd", "", "aes256gcm16", "has no qkd section"},
-        {"aes256gcm16-prfsha512-ecp521-ke1_qkd", q, "aes256gcm16-ecp521-ke1_qkd", "esp_proposals"},
+        {"aes256gcm16-prfsha512-ecp521-ke1_qkd", q, "aes256gcm16-qkd", "as the first key exchange"},
+        {"aes256gcm16-prfsha512-ecp521", "", "aes256gcm16-ecp521-ke1_qkd", "has no qkd section"},
     };
     for (const auto& c : cases) {
         auto r = gw(c.ike, c.qkd, c.esp);
