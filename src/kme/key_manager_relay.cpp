@@ -118,7 +118,7 @@ void KeyManager::relay(const std::string& from, const SyncRequest& req, std::vec
         }
         keys->clear();  // wiped: the rest of the path has only the masks
         const std::size_t n = out.size();
-        peer_clients_.at(next)->reserve(std::move(fwd), [this, n, hop, next, undo, req_keys, done, in, reserved_end](std::string e) {
+        peer_clients_.at(next)->reserve(std::move(fwd), [this, n, hop, undo, req_keys, done, in, reserved_end](std::string e) {
             if (!e.empty()) {
                 ++relay_failures;
                 ++sync_failures;
