@@ -78,7 +78,7 @@ public:
     // keyingtries reached, or an attempt is already scheduled).
     std::optional<Millis> ended(SaEnd why, std::string reason, KeepClock::time_point now, std::uint32_t rnd);
     // An SA of the gateway is being set up that we did not start (initiate() said Busy).
-    void connecting() { if (wanted_ || phase_ != KeepPhase::up) phase_ = KeepPhase::connecting; }
+    void connecting() { phase_ = KeepPhase::connecting; }
 
     const RetryPolicy& policy() const { return p_; }
     void set_policy(RetryPolicy p) { p_ = p; }
