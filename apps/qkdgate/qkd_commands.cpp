@@ -16,6 +16,8 @@
 #include "commands.hpp"
 #include "qkd/common/encoding.hpp"
 #include "qkd/common/log.hpp"
+#include "qkd/daemon/config.hpp"
+#include "qkd/daemon/control.hpp"
 #include "qkd/sae/cert_info.hpp"
 #include "qkd/sae/client.hpp"
 #include "qkd/sae/profile.hpp"
@@ -114,9 +116,33 @@ std::string cert_line(const json& c) {
                        c["expired"].get<bool>() ? "EXPIRED" : std::to_string(c["days_left"].get<long long>()) + " days left");
 }
 
+// The running qkdgated's per-profile key counters (control command show-qkd), or null when no
+// daemon answers on the config's control socket.
+json daemon_qkd_counters(const GlobalOptions& o) {
+    std::string sock = o.socket_path;
+    if (sock == qkd::daemon::kDefaultControlSocket) {
+        auto cfg = qkd::daemon::load_config(o.config_path, qkd::daemon::LoadOptions{.read_psks = false});
+        if (cfg) sock = cfg->daemon.control_socket;
+    }
+    auto r = qkd::daemon::control_call(sock, qkd::daemon::ControlRequest{qkd::daemon::ControlCmd::show_qkd, {}, {}},
+                                       std::chrono::seconds(3));
+    if (!r || !r->contains("profiles")) return nullptr;
+    return (*r)["profiles"];
+}
+
+std::string counters_line(const json& c) {
+    std::string fails;
+    for (auto& [kind, n] : c["failures"].items())
+        if (n.get<std::uint64_t>() > 0) fails += (fails.empty() ? "" : ", ") + kind + " " + std::to_string(n.get<std::uint64_t>());
+    return fmt::format("{} as master, {} as slave; failures: {}; KME round trip last {:.1f} ms, mean {:.1f} ms",
+                       c["keys_master"].get<std::uint64_t>(), c["keys_slave"].get<std::uint64_t>(),
+                       fails.empty() ? "none" : fails, c["last_kme_rtt_ms"].get<double>(), c["kme_rtt_avg_ms"].get<double>());
+}
+
 int show_qkd(const GlobalOptions& o) {
     auto all = sae::load_profiles_file(o.config_path);
     if (!all) return fail_config(o, all.error());
+    const json counters = daemon_qkd_counters(o);
     json out = json::array();
     for (const auto& p : *all) {
         json j{{"name", p.name},
@@ -131,6 +157,8 @@ int show_qkd(const GlobalOptions& o) {
         j["kme_cert"] = p.kme_cert ? cert_json(*p.kme_cert) : json(nullptr);
         j["kme_id"] = p.kme_id ? json(*p.kme_id) : json(nullptr);
         j["tls_groups"] = p.tls_groups;
+        // Keys fetched by the running qkdgated (null: no daemon, or the profile is not in use).
+        j["counters"] = counters.is_object() && counters.contains(p.name) ? counters[p.name] : json(nullptr);
         out.push_back(std::move(j));
     }
     if (o.json) {
@@ -151,6 +179,12 @@ int show_qkd(const GlobalOptions& o) {
         std::cout << fmt::format("  {:<14}{} bits, timeout {} s, TLS groups {}{}\n", "keys", j["key_size"].get<int>(),
                                  j["timeout_s"].get<double>(), groups.empty() ? "(default)" : groups,
                                  j["pq_only"].get<bool>() ? " (pq_only)" : "");
+        std::cout << fmt::format("  {:<14}{}\n", "QKD keys",
+                                 !j["counters"].is_null() ? counters_line(j["counters"])
+                                 : counters.is_null()     ? std::string("(qkdgated not running: no counters)")
+                                                          : std::string("(not used by a gateway)"));
+        if (!j["counters"].is_null() && !j["counters"]["last_error"].get<std::string>().empty())
+            std::cout << fmt::format("  {:<14}{}\n", "last error", j["counters"]["last_error"].get<std::string>());
     }
     return kExitOk;
 }

@@ -35,6 +35,7 @@ constexpr CmdInfo kCmds[] = {
     {ControlCmd::show_ike_sa, "show-ike-sa", false},  {ControlCmd::show_child_sa, "show-child-sa", false},
     {ControlCmd::initiate, "initiate", true},         {ControlCmd::terminate, "terminate", true},
     {ControlCmd::rekey, "rekey", true},           {ControlCmd::reload, "reload", false},
+    {ControlCmd::show_qkd, "show-qkd", false},  // per-profile QKD key counters (qkd_wiring.cpp)
 };
 }  // namespace
 

@@ -107,6 +107,7 @@ Result<nlohmann::json, DaemonError> GatewayDaemon::handle(const ControlRequest& 
                                                   " of gateway " + req.gateway}};
         }
         case ControlCmd::reload: return reload();
+        case ControlCmd::show_qkd: return qkd_json();
     }
     return Fail{DaemonError{Errc::control_request, "unhandled command"}};
 }

@@ -84,4 +84,13 @@ void GatewayDaemon::qkd_annotate(nlohmann::json& j, const ike::IkeSaInfo& sa) co
     if (const GatewayEntry* g = cfg_.find(sa.gateway); g && g->qkd) j["qkd"]["profile"] = g->qkd->profile;
 }
 
+nlohmann::json GatewayDaemon::qkd_json() const {
+    nlohmann::json j{{"profiles", qkd_ ? qkd_->counters_json() : nlohmann::json::object()}};
+    nlohmann::json fb = nlohmann::json::object();
+    for (auto& g : cfg_.gateways)
+        if (g.qkd) fb[g.name] = qkd_fallbacks_.count(g.name) ? qkd_fallbacks_.at(g.name) : 0;
+    j["fallbacks"] = fb;
+    return j;
+}
+
 }  // namespace qkd::daemon

@@ -111,6 +111,11 @@ print(f"{len(seen)} QKD keys, each fetched once as master and once as slave, one
 sys.exit(1 if bad or len(seen) < 9 else 0)  # 1 + 3 child rekeys + 4 IKE rekeys + 1 new IKE SA
 PY
 
+# show qkd: the profile's key counters from the running daemon (master on west, slave on east).
+nsx "$NS_W" "$QKDGATE" -c "$WORK/west/qkdgate.toml" show qkd | grep "QKD keys" || fail "show qkd has no key counters"
+cnt() { nsx "$(ns_of "$1")" "$QKDGATE" -c "$WORK/$1/qkdgate.toml" show qkd --json | python3 -c "import json,sys; c=json.load(sys.stdin)['profiles'][0]['counters']; print(c['keys_master'] + c['keys_slave'])"; }
+[ "$(cnt west)" -ge 9 ] && [ "$(cnt east)" -ge 9 ] || fail "show qkd counts $(cnt west) keys on west, $(cnt east) on east; expected >= 9 each"
+
 # KME_B down (mode = require): the tunnel in place lives on (its keys are set), a new IKE SA gets
 # no QKD key and does not come up. KME_A cannot reserve the key on KME_B and answers 503, so the
 # initiator's round fails: the reason (with the KME's ETSI message) is in west's log and show ike-sa.

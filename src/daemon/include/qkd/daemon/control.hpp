@@ -46,7 +46,7 @@ inline constexpr std::chrono::seconds kControlWaitTimeout{60};
 inline constexpr std::size_t kPageBudget = 48 * 1024;  // bytes of rows per page
 inline constexpr std::size_t kMaxPageLimit = 10000;
 
-enum class ControlCmd { show_ike_sa, show_child_sa, initiate, terminate, rekey, reload };
+enum class ControlCmd { show_ike_sa, show_child_sa, initiate, terminate, rekey, reload, show_qkd };
 enum class RekeyWhat { child, ike };
 
 struct ControlRequest {

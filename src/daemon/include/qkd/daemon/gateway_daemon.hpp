@@ -62,6 +62,8 @@ public:
     void qkd_key_request(const ike::QkdKeyRequest& req) override;
     // show ike-sa: the KME round trip of the key in use (qkd_wiring.cpp).
     void qkd_annotate(nlohmann::json& j, const ike::IkeSaInfo& sa) const;
+    // show-qkd: {"profiles": {name: counters}} of the QKD key source (qkd_wiring.cpp).
+    nlohmann::json qkd_json() const;
 
     // QKD key source and Prometheus endpoint (qkd_wiring.cpp, metrics_wiring.cpp).
     QkdKeySource* qkd_source() { return qkd_.get(); }
