@@ -65,8 +65,8 @@ void GatewayDaemon::qkd_key_request(const ike::QkdKeyRequest& req) {
         } else {
             a.error = "QKD key from profile \"" + q.profile + "\" (" + std::string(to_string(r.error().kind)) +
                       "): " + r.error().message;
-            spdlog::error("gateway {}: IKE SA {}: {}; mode = {}: no SA without a QKD key", gw, sa_id, a.error,
-                          q.mode == QkdMode::require ? "require" : "prefer");
+            spdlog::error("gateway {}: IKE SA {}: {}; mode = {}: no SA or rekey without a QKD key (SAs already up stay)", gw,
+                          sa_id, a.error, q.mode == QkdMode::require ? "require" : "prefer");
         }
         answer(std::move(a));
     };

@@ -5,8 +5,9 @@
 # --prepare-only`). Proposals "aes256gcm16-prfsha512-ecp521-ke1_mlkem768-ke2_qkd", mode = require.
 # Checks: PSK/DH21+MLKEM768+QKD/AES256-GCM16/COMBINED on both sides with the same key_ID, a ping
 # through, child rekeys and IKE rekeys (both sides, a fresh QKD key each) with traffic flowing
-# (0 lost), every key_ID fetched once per KME, a new IKE SA takes a new key_ID, and with
-# KME_B down a new IKE SA fails with the reason while no SA comes up without QKD.
+# (0 lost), every key_ID fetched once per KME, a new IKE SA takes a new key_ID; with KME_B down
+# rekeys fail and the old SAs carry the traffic on, a new IKE SA fails with the reason, no SA comes
+# up without QKD, the failures show in the Prometheus metrics; KME_B back: the tunnel comes back.
 # Usage: combined_netns.sh QKDGATED QKDGATE QKD_KME     (exit 77 = skipped, reason printed)
 KME_BIN=${3:?path to qkd-kme}
 TEST_TAG=qc$$ . "$(dirname "$0")/../../netns/ike/lib.sh"
@@ -38,6 +39,7 @@ start_kme b
 profile() { sed "s|\"\.\./pki/|\"$D/pki/|g" "$D/site-$1/qkdgate.toml" | sed -n '/^\[\[qkd_profile\]\]/,$p'; }
 write_config west 'start_action = "start"' 'qkd = { profile = "kme-a", peer_sae_id = "SAE_B", mode = "require" }'
 write_config east 'qkd = { profile = "kme-b", peer_sae_id = "SAE_A", mode = "require" }'
+sed -i "s/^tun_name = .*/&\nmetrics_port = 9469/" "$WORK/west/qkdgate.toml"
 for s in west east; do
   sed -i "s|^ike_proposals = .*|ike_proposals = \"$IKE\"|; s|^esp_proposals = .*|esp_proposals = \"$ESP\"|" "$WORK/$s/qkdgate.toml"
 done
@@ -121,6 +123,24 @@ cnt() { nsx "$(ns_of "$1")" "$QKDGATE" -c "$WORK/$1/qkdgate.toml" show qkd --jso
 # initiator's round fails: the reason (with the KME's ETSI message) is in west's log and show ike-sa.
 kill "$KME_PID_b"; wait "$KME_PID_b" 2>/dev/null
 ping_tunnel 2 >/dev/null || fail "the existing tunnel must live on while KME_B is down"
+# An IKE rekey and a PFS child rekey now get no QKD key: neither replaces its SA; the old ones
+# (with their QKD keys) carry the traffic on.
+kid_before=$(sa_field west '["qkd"]["key_id"]')
+cspi_before=$(child_spis west)
+qg west rekey peer --ike >/dev/null || fail "rekey --ike refused"
+sleep 3
+qg west rekey peer >/dev/null || fail "rekey refused"
+sleep 3
+[ "$(sa_field west '["qkd"]["key_id"]')" = "$kid_before" ] || fail "the IKE SA changed without a QKD key"
+[ "$(child_spis west)" = "$cspi_before" ] || fail "the child SA was replaced without a QKD key"
+n=$(grep -c 'QKD key from profile "kme-a" (kme_refused).*no SA or rekey without a QKD key' "$WORK/west/qkdgated.log")
+[ "$n" -ge 2 ] || fail "west logs $n failed QKD fetches for the two rekeys, expected 2"
+ping_tunnel 2 >/dev/null || fail "the old SAs must carry traffic after failed rekeys"
+# Prometheus: the QKD keys and the KME failures, per profile.
+m=$(nsx "$NS_W" curl -s --max-time 5 "http://127.0.0.1:9469/metrics") || fail "no metrics from west"
+echo "$m" | grep -E '^qkdgate_qkd_(keys|failures)_total\{profile="kme-a",(role="master"|kind="kme_refused")\}'
+[ "$(echo "$m" | sed -n 's/^qkdgate_qkd_keys_total{profile="kme-a",role="master"} //p')" -ge 5 ] || fail "metrics: too few master keys"
+[ "$(echo "$m" | sed -n 's/^qkdgate_qkd_failures_total{profile="kme-a",kind="kme_refused"} //p')" -ge 2 ] || fail "metrics: KME failures not counted"
 qg west terminate peer >/dev/null
 sleep 0.5
 qg west initiate peer >/dev/null 2>&1 || true
@@ -132,4 +152,11 @@ n=$(qg west show ike-sa --json | python3 -c 'import json,sys; print(sum(1 for x 
 [ "$n" = 0 ] || fail "an IKE SA came up without a QKD key while KME_B was down"
 if ping_tunnel 1 >/dev/null 2>&1; then fail "traffic flows without a QKD-keyed SA"; fi
 qg west show ike-sa
-echo "PASS: COMBINED both sides (same key_ID), ping, child rekeys and IKE rekeys (fresh QKD key each) 0 lost, every key_ID once per KME, new key_ID per IKE SA, KME_B down -> no SA (require)"
+# KME_B back: the permanent tunnel comes up again by itself, with a fresh QKD key.
+start_kme b
+qg west initiate peer >/dev/null 2>&1 || true
+wait_child west 40 || fail "no tunnel within 40 s after KME_B came back"
+kid3=$(sa_field west '["qkd"]["key_id"]')
+[ -n "$kid3" ] && [ "$kid3" != "$kid2" ] || fail "after KME_B came back: key_ID '$kid3'"
+ping_tunnel 2 >/dev/null || fail "ping after KME_B came back failed"
+echo "PASS: COMBINED both sides (same key_ID), ping, child rekeys and IKE rekeys (fresh QKD key each) 0 lost, every key_ID once per KME, new key_ID per IKE SA, KME_B down -> rekeys and new SAs fail, old SAs live (require), metrics; KME_B back -> tunnel back"
