@@ -123,6 +123,7 @@ nlohmann::json ike_sa_json(const ike::IkeSaInfo& sa) {
                      {"remote_id", sa.remote_id},
                      {"algorithm", sa.algorithm},
                      {"proposal", sa.proposal},
+                     {"key_exchanges", sa.key_exchanges},  // KE then ADDKE1..7, e.g. ["DH21", "MLKEM768"]
                      {"nat_local", sa.nat_local},
                      {"nat_remote", sa.nat_remote},
                      {"age_s", sa.age.count()},

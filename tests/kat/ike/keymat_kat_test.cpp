@@ -142,6 +142,13 @@ TEST_P(StrongSwan61, IntAuthChain) {
             EXPECT_BYTES(hex(ia["sk_p"]), Json(hexs((ini ? sk_pi : sk_pr).view())), name() + ": " + side + " key");
             auto v = int_auth(prf, ini ? sk_pi : sk_pr, prev, hex(ia["a_p"]));
             EXPECT_BYTES(v.view(), ia["intauth"], name() + ": " + side);
+            // Our octet builder (tasks/ike_intermediate.cpp) gives strongSwan's A | P from the
+            // header, the first inner payload type and the inner payloads.
+            const Vec ap = hex(ia["a_p"]);
+            auto h = qkd::ike::wire::Header::decode(ap);
+            ASSERT_TRUE(h.ok()) << name() << ": " << side;
+            EXPECT_EQ(qkd::ike::int_auth_octets(*h, static_cast<qkd::ike::wire::PayloadType>(ap[28]), std::span(ap).subspan(32)), ap)
+                << name() << ": " << side << " A | P";
             prev.assign(v.view().begin(), v.view().end());
         }
         sk_pi = secret(r["sk_pi"]);
@@ -163,6 +170,11 @@ TEST_P(StrongSwan61, PskAuthWithIntAuth) {
         EXPECT_BYTES(psk_auth(prf, psk, msg, nonce, sk_p, id, tail).view(), a["auth"], name() + " " + side + ": AUTH");
         // Without the IntAuth tail the AUTH differs: the binding is real.
         EXPECT_FALSE(ct_equal(psk_auth(prf, psk, msg, nonce, sk_p, id).view(), hex(a["auth"]))) << name() << " " << side;
+        // A wrong IntAuth (one bit of IntAuth_i) gives another AUTH: the peer answers
+        // AUTHENTICATION_FAILED (RFC 9242 3.3.3 binds every IKE_INTERMEDIATE into AUTH).
+        Vec bad = tail;
+        bad[0] ^= 1;
+        EXPECT_FALSE(ct_equal(psk_auth(prf, psk, msg, nonce, sk_p, id, bad).view(), hex(a["auth"]))) << name() << " " << side;
     }
 }
 
