@@ -24,7 +24,7 @@ std::size_t KeyManager::UuidHash::operator()(const Uuid& u) const noexcept {
     return h;
 }
 
-KeyManager::KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
+KeyManager::KeyManager(const Config& cfg, StateStore& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
                        KeySourceFactory sources, KeyMaterialFactory incoming)
     : cfg_(cfg), store_(store), clock_(clock), peer_clients_(std::move(peers)) {
     // A peer's slaves must read the very bytes our masters got: a custom source without its

@@ -29,7 +29,7 @@ private:
     void schedule_expiry();
     boost::asio::io_context& io_;
     Config cfg_;
-    std::unique_ptr<Store> store_;
+    std::unique_ptr<StateStore> store_;
     std::unique_ptr<boost::asio::ssl::context> client_ctx_;
     std::unique_ptr<KeyManager> km_;
     Metrics metrics_;

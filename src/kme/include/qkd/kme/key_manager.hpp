@@ -93,7 +93,7 @@ public:
     // `sources` makes each outgoing link direction's key source and `incoming` the material of each
     // direction a peer serves from (default: the emulated link for both; a custom `sources` with
     // peers configured needs a matching `incoming`, else std::invalid_argument).
-    KeyManager(const Config& cfg, Store& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
+    KeyManager(const Config& cfg, StateStore& store, const Clock& clock, std::map<std::string, std::shared_ptr<PeerClient>> peers,
                KeySourceFactory sources = {}, KeyMaterialFactory incoming = {});
     ~KeyManager();
 
@@ -163,7 +163,7 @@ private:
     std::chrono::steady_clock::duration prefetch_max_age() const;
 
     const Config& cfg_;
-    Store& store_;
+    StateStore& store_;
     const Clock& clock_;
     std::map<std::string, std::shared_ptr<PeerClient>> peer_clients_;
     std::map<std::string, std::string> sae_kme_;  // SAE ID -> KME ID (ours or a peer's)

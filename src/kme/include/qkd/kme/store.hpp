@@ -21,93 +21,47 @@
 #include <vector>
 
 #include "qkd/common/uuid.hpp"
+#include "qkd/kme/state_store.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace qkd::kme {
 
-// A key reserved for one or more slave SAEs, waiting for their Get key with key IDs.
-struct Reservation {
-    Uuid key_ID{};
-    std::string stream;     // key stream label, e.g. "KME_A->KME_B"
-    std::uint64_t offset = 0;
-    std::uint32_t bits = 0;
-    std::string master_SAE_ID;
-    std::vector<std::string> slaves;          // every SAE authorised to fetch it
-    std::vector<std::string> pending_slaves;  // still to be delivered to
-    std::int64_t expires_unix = 0;            // wall-clock seconds
-    // A key relayed to this KME: key = stream material at offset XOR mask (one-time pad; the mask
-    // alone says nothing about the key). Empty on a direct link.
-    std::vector<std::uint8_t> mask{};
-};
-
-namespace op {
-struct SetHwm {
-    std::string stream;
-    std::uint64_t next_offset;
-};
-struct PutReservation {
-    Reservation r;
-};
-// A reservation row is found by its key stream and offset (the table's key), which the caller
-// holds anyway: consecutive reservations then share pages on disk (see Store()).
-struct SetPending {
-    std::string stream;
-    std::uint64_t offset;
-    std::vector<std::string> pending;
-};
-struct DeleteReservation {
-    std::string stream;
-    std::uint64_t offset;
-};
-}  // namespace op
-using Op = std::variant<op::SetHwm, op::PutReservation, op::SetPending, op::DeleteReservation>;
-
-// How far a committed group survives (config `[kme] state_sync`).
-enum class StateSync {
-    // Survives kill -9 of the KME. A power loss or kernel crash can lose the groups committed since
-    // the last checkpoint (about 250 ms), except high-water marks, which are always fsynced.
-    Normal,
-    // Every group is fsynced before its callbacks run: nothing answered is lost to a power loss.
-    Full,
-};
-
-class Store {
+class Store : public StateStore {
 public:
     // Opens (creating if needed) the database. Throws std::runtime_error naming the file on failure.
     explicit Store(const std::string& path, StateSync sync = StateSync::Normal);
-    ~Store();
+    ~Store() override;
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
     // State as found at start-up.
-    std::map<std::string, std::uint64_t> load_hwms();
-    std::vector<Reservation> load_reservations();
-    std::optional<std::vector<std::uint8_t>> get_meta(const std::string& key);
-    void put_meta(const std::string& key, const std::vector<std::uint8_t>& value);  // synchronous
+    std::map<std::string, std::uint64_t> load_hwms() override;
+    std::vector<Reservation> load_reservations() override;
+    std::optional<std::vector<std::uint8_t>> get_meta(const std::string& key) override;
+    void put_meta(const std::string& key, const std::vector<std::uint8_t>& value) override;  // synchronous
 
     // Queues writes; `done(ok)` runs once they are committed (or failed): on the writer thread, or
     // inside the group-commit task when run_commits_on() was called.
-    void commit(std::vector<Op> ops, std::function<void(bool)> done);
+    void commit(std::vector<Op> ops, std::function<void(bool)> done) override;
     // From now on, commits run in tasks handed to `post` (for example asio::post to the io_context):
     // the first commit queued while no task is pending posts one, and that task commits every item
     // queued by then in one transaction. Items queued before this call still go to the writer thread.
-    using Poster = std::function<void(std::function<void()>)>;
-    void run_commits_on(Poster post);
+    void run_commits_on(Poster post) override;
     // Blocks until everything queued so far is committed.
-    void flush();
+    void flush() override;
 
     // Transactions committed so far (each a group of queued items); any thread may read it.
-    std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+    std::uint64_t commits() const override { return commits_.load(std::memory_order_relaxed); }
     // Commits that were fsynced (StateSync::Full, or a high-water mark in the group).
-    std::uint64_t synced_commits() const { return synced_commits_.load(std::memory_order_relaxed); }
+    std::uint64_t synced_commits() const override { return synced_commits_.load(std::memory_order_relaxed); }
     StateSync sync() const { return sync_; }
     // Database pages written to the WAL by those commits: the disk cost of the state.
-    std::uint64_t wal_pages_written() const { return wal_pages_.load(std::memory_order_relaxed); }
+    std::uint64_t wal_pages_written() const override { return wal_pages_.load(std::memory_order_relaxed); }
     // Times the checkpointer held commits back for a moment to let the WAL start again (see
     // checkpoint_loop).
-    std::uint64_t wal_catch_ups() const { return wal_catch_ups_.load(std::memory_order_relaxed); }
+    std::uint64_t wal_catch_ups() const override { return wal_catch_ups_.load(std::memory_order_relaxed); }
     // A WAL this long (in frames) gets the short catch-up checkpoint; about 8 MiB with 1 KiB pages.
     static constexpr int kWalCatchUpFrames = 8192;
     static constexpr long kWalSizeLimit = 16L << 20;
