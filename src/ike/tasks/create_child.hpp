@@ -1,6 +1,9 @@
 #pragma once
 // What the two CREATE_CHILD_SA tasks (child_rekey.cpp, ike_rekey.cpp) share.
 #include <algorithm>
+#include <array>
+#include <optional>
+#include <variant>
 
 #include "task.hpp"
 
@@ -103,6 +106,21 @@ struct Rounds {
         if (!r) return Step::failed(r.error().notify, round_name() + ": " + r.error().why);
         ker = std::move(r).value();
         return Step::done();
+    }
+    // Responder: when the next round is a QKD round, moves to it and gives the key_ID the
+    // initiator's KEi names (the task then asks the daemon for that key and waits), or the
+    // Failed step for a KE payload that is missing or not a key_ID; nullopt for other methods.
+    std::optional<std::variant<std::array<std::uint8_t, 16>, Step>> qkd_key_id_r(const Message& m) {
+        const auto n = next();
+        if (!n || !kex.is_qkd(*n)) return std::nullopt;
+        slot = *n;
+        const auto* kei = m.get<wire::KePayload>(PayloadType::Ke);
+        if (!kei) return Step::failed(wire::NotifyType::InvalidSyntax, round_name() + ": request without KE payload");
+        if (auto ok = kex.check(slot, kei->group, kei->data, true); !ok)
+            return Step::failed(wire::NotifyType::InvalidSyntax, round_name() + ": " + ok.error().why);
+        std::array<std::uint8_t, 16> id{};
+        std::copy(kei->data.begin(), kei->data.end(), id.begin());
+        return id;
     }
     // Responder: KEr(n) [N(ADDITIONAL_KEY_EXCHANGE)(link)] of the round just processed.
     void build_r(std::vector<Payload>& p) const {

@@ -110,17 +110,11 @@ public:
         if (r_.slot > 0 || !nr_.empty()) {
             // HDR, SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}  -->   (RFC 9370 2.2.4)
             if (auto busy = refuse_if_busy(sa)) return *busy;
-            if (const auto n = r_.next(); n && r_.kex.is_qkd(*n)) {
+            if (auto q = r_.qkd_key_id_r(m)) {
                 // QKD round: fetch the key the initiator names, answer once it is there.
-                r_.slot = *n;
-                const auto* kei = m.get<wire::KePayload>(PayloadType::Ke);
-                if (!kei) return fail_r(Step::failed(NotifyType::InvalidSyntax, r_.round_name() + ": request without KE payload"));
-                if (auto ok = r_.kex.check(r_.slot, kei->group, kei->data, true); !ok)
-                    return fail_r(Step::failed(NotifyType::InvalidSyntax, r_.round_name() + ": " + ok.error().why));
-                std::array<std::uint8_t, 16> id{};
-                std::copy(kei->data.begin(), kei->data.end(), id.begin());
+                if (auto* st = std::get_if<Step>(&*q)) return fail_r(*st);
                 qkd_responder_ = true;
-                return request_qkd_key(e_, sa, r_.slot, false, id);
+                return request_qkd_key(e_, sa, r_.slot, false, std::get<0>(*q));
             }
             if (auto st = r_.process_r(m); st.status == Status::Failed) return fail_r(st);
             return complete_r(sa);
